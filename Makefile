@@ -1,0 +1,110 @@
+# uringrpc build. Plain make, out-of-tree objects under $(BUILD).
+#   make                  library + programs
+#   make test             every test; last line "N passed, M failed"
+#   make test SANITIZE=1  the same under ASan+UBSan (objects in build-asan/)
+#   make run              example server on localhost:50051
+#   make bench / install / clean
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD ?= build-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SAN_FLAGS :=
+endif
+
+CXX      ?= g++
+PREFIX   ?= /usr/local
+CXXFLAGS ?= -O2 -g -fno-omit-frame-pointer
+CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread -MMD -MP $(SAN_FLAGS)
+CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen
+LDFLAGS  += -pthread $(SAN_FLAGS)
+LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -lz
+GRPC_LIBS = $(shell pkg-config --libs grpc++ 2>/dev/null)
+TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
+
+DEPS_STAMP := $(BUILD)/.deps-installed
+
+LIB_SRCS   := $(shell find src -name '*.cc' -not -path 'src/codegen/*' 2>/dev/null)
+LIB_OBJS   := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o)
+LIB        := $(BUILD)/liburingrpc.a
+
+PROTOS      := $(wildcard proto/*.proto)
+PROTO_SRCS  := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb.cc)
+PROTO_OBJS  := $(PROTO_SRCS:$(BUILD)/gen/%.cc=$(BUILD)/obj/gen/%.o)
+
+COMMON_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/common/*.cc))
+UNIT_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/unit/*.cc))
+E2E_OBJS  := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/e2e/*.cc))
+SEED_LIB_OBJS := $(BUILD)/obj/tests/seed/seed_service.o
+SEED_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/seed/*_test.cc))
+
+TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
+PROGRAMS  := $(BUILD)/bin/seed-server $(BUILD)/bin/example-server
+
+.PHONY: all deps test run bench install clean
+all: $(LIB) $(PROGRAMS)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@bash .ci/install-deps
+	@mkdir -p $(@D) && touch $@
+
+# Generated protobuf headers must exist before anything that includes them compiles.
+$(LIB_OBJS) $(COMMON_TEST_OBJS) $(UNIT_OBJS) $(E2E_OBJS) $(SEED_LIB_OBJS) $(SEED_TEST_OBJS): | $(PROTO_SRCS)
+
+$(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/gen/%.pb.cc $(BUILD)/gen/%.pb.h: proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	protoc -Iproto --cpp_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/seed-server: $(BUILD)/obj/tests/seed/seed_server_main.o $(SEED_LIB_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/bin/example-server: $(BUILD)/obj/examples/greeter_server.o $(PROTO_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(COMMON_TEST_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+$(BUILD)/tests/e2e-tests: $(E2E_OBJS) $(COMMON_TEST_OBJS) $(PROTO_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+$(BUILD)/tests/seed-tests: $(SEED_TEST_OBJS) $(SEED_LIB_OBJS) $(COMMON_TEST_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+test: $(TEST_BINS) $(PROGRAMS)
+	@BUILD=$(BUILD) bash tests/run_all.sh
+
+run: $(BUILD)/bin/example-server
+	@echo "example server on localhost:50051; call it with:"
+	@echo "  grpc_cli call localhost:50051 helloworld.Greeter.SayHello 'name: \"you\"'   (or any gRPC client)"
+	$(BUILD)/bin/example-server --port 50051
+
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/uringrpc $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/uringrpc/*.h $(DESTDIR)$(PREFIX)/include/uringrpc/
+	sed 's|@PREFIX@|$(PREFIX)|' uringrpc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/uringrpc.pc
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
