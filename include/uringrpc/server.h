@@ -1,0 +1,95 @@
+// Server: owns the shards (one io_uring thread per core), the ports and the method table.
+// Configure, start(), then stop(grace) or stop() from any thread, and wait().
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "uringrpc/handler.h"
+#include "uringrpc/tls.h"
+
+namespace uringrpc {
+
+namespace server {
+class ServerImpl;
+}
+
+struct ServerOptions {
+  // Shard threads; 0 means one per CPU in the process's affinity mask.
+  unsigned shards = 0;
+  // One SO_REUSEPORT listener per shard (true) or one listener shared by all shards.
+  bool so_reuseport = true;
+  // With so_reuseport, share the port with sockets outside this server that also set
+  // SO_REUSEPORT (zero-downtime restarts). Off: such a port is a BindError.
+  bool share_port = false;
+  // Server-wide cap on RPCs being served; 0 means no cap. Beyond it: RESOURCE_EXHAUSTED.
+  size_t max_concurrent_rpcs = 0;
+  // Largest request message accepted; a larger length prefix ends the RPC with
+  // RESOURCE_EXHAUSTED before any of its payload is buffered.
+  size_t max_receive_message_size = 4u << 20;
+  // Advertised SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+  uint32_t max_concurrent_streams = 100;
+  // Flow-control windows advertised to clients.
+  uint32_t stream_window_bytes = 1u << 20;
+  uint32_t connection_window_bytes = 16u << 20;
+  // co_await ctx.write() suspends while a stream has more than this many bytes queued.
+  size_t write_watermark_bytes = 256u << 10;
+  // Receive buffers of each shard's provided-buffer ring.
+  uint32_t recv_buffer_size = 16u << 10;
+  uint32_t recv_buffer_count = 512;
+  // A TLS handshake must finish within this time.
+  std::chrono::milliseconds tls_handshake_timeout{10000};
+  // Threads running uringrpc::offload() work.
+  unsigned offload_threads = 2;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options = {});
+  // Stops immediately (as stop()) if still running.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Routes the full method path ("/package.Service/Method") to a handler built with
+  // unary(), server_streaming(), client_streaming() or bidi_streaming().
+  // Throws std::invalid_argument for a malformed or duplicate path, UsageError after start().
+  void add_method(std::string path, MethodHandler handler);
+  // Generated services register their methods through this.
+  template <class Service>
+  void add_service(Service& service) {
+    service.register_methods(*this);
+  }
+
+  // Binds now and returns the bound port (0 for unix: addresses). Accepts "[::]:0",
+  // "0.0.0.0:N", "localhost:N", "127.0.0.1:N", "[::1]:N" and "unix:/path".
+  // Throws BindError naming the address and the reason, UsageError after start().
+  int add_insecure_port(std::string_view address);
+  int add_secure_port(std::string_view address, const TlsCredentials& credentials);
+
+  // Starts the shard threads; they accept and serve. Throws UsageError if called twice.
+  void start();
+
+  // Graceful stop: stops accepting at once, sends GOAWAY, lets in-flight RPCs run for up
+  // to `grace`, then cancels the rest (their clients see UNAVAILABLE). Thread-safe;
+  // concurrent stops share one shutdown and the shortest grace wins. Returns once every
+  // RPC has ended and every shard thread has joined, except when called from a handler
+  // (a shard thread): then it starts the shutdown and returns at once.
+  void stop(std::chrono::milliseconds grace);
+  // Immediate stop: as stop(0).
+  void stop();
+  // Blocks until the server has stopped (after start). Throws UsageError from a handler.
+  void wait();
+
+  const ServerOptions& options() const noexcept;
+  unsigned shard_count() const noexcept;
+
+ private:
+  std::unique_ptr<server::ServerImpl> impl_;
+};
+
+}  // namespace uringrpc

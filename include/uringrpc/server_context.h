@@ -1,0 +1,140 @@
+// ServerContext: what a handler knows about and can do to its RPC. One per call, owned
+// by the call; handlers get it by reference and must not keep it past their return.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "uringrpc/bytes.h"
+#include "uringrpc/codec.h"
+#include "uringrpc/metadata.h"
+#include "uringrpc/status.h"
+
+namespace uringrpc {
+
+namespace rpc {
+class Call;
+}
+
+// Thrown by ServerContext::abort (and by the library when a request cannot be decoded):
+// ends the RPC with this status. A handler that catches everything should rethrow it.
+class AbortError : public std::exception {
+ public:
+  AbortError(Status status, Metadata trailing = {})
+      : status_(std::move(status)), trailing_(std::move(trailing)) {}
+  const char* what() const noexcept override { return status_.message.c_str(); }
+  const Status& status() const noexcept { return status_; }
+  Metadata& trailing_metadata() noexcept { return trailing_; }
+
+ private:
+  Status status_;
+  Metadata trailing_;
+};
+
+class ServerContext {
+ public:
+  explicit ServerContext(rpc::Call& call) noexcept : call_(call) {}
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // --- what the client sent
+  std::string_view method() const noexcept;
+  // Custom request metadata, in arrival order; "-bin" values already base64-decoded.
+  const Metadata& client_metadata() const noexcept;
+  // First value of `key`, if any.
+  std::optional<std::string_view> client_metadata_value(std::string_view key) const noexcept;
+  // "ipv4:127.0.0.1:5555", "ipv6:[::1]:5555" or "unix:/path", as gRPC spells peers.
+  std::string_view peer() const noexcept;
+  std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
+  // True once the client cancelled, the deadline passed, or the server is cancelling calls.
+  bool cancelled() const noexcept;
+
+  // --- how the RPC ends
+  void set_code(StatusCode code) noexcept;
+  void set_details(std::string details);
+  StatusCode code() const noexcept;
+  // Throws std::invalid_argument ("invalid trailing metadata: ...") for a bad key or value.
+  void set_trailing_metadata(Metadata md);
+  // Throws std::invalid_argument ("invalid initial metadata: ...") for a bad key or value,
+  // UsageError once initial metadata went out.
+  void add_initial_metadata(std::string key, std::string value);
+  // Sends the response headers now instead of with the first message.
+  void send_initial_metadata();
+  // Ends the RPC at once with this status (by throwing AbortError). Bad trailing metadata
+  // throws std::invalid_argument instead, which ends the RPC with UNKNOWN.
+  [[noreturn]] void abort(StatusCode code, std::string details, Metadata trailing = {});
+
+  // --- messages
+  // co_await ctx.write(msg): queues one response message. Suspends only while the stream's
+  // queued bytes are over the write watermark. Resumes with false when the RPC can no
+  // longer send (it ended or was cancelled).
+  class WriteAwaiter {
+   public:
+    WriteAwaiter(rpc::Call& call, Bytes payload) noexcept : call_(call), payload_(std::move(payload)) {}
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept;
+    bool await_resume() const noexcept { return ok_; }
+
+   private:
+    rpc::Call& call_;
+    Bytes payload_;
+    bool ok_ = false;
+  };
+  template <class M>
+  WriteAwaiter write(M&& message) {
+    return WriteAwaiter(call_, Codec<std::remove_cvref_t<M>>::encode(std::forward<M>(message)));
+  }
+
+  // co_await ctx.read<M>(): the next request message, or nullopt once the client
+  // half-closed. A message that does not decode as M ends the RPC with INTERNAL.
+  class RawReadAwaiter {
+   public:
+    explicit RawReadAwaiter(rpc::Call& call) noexcept : call_(call) {}
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    std::optional<Bytes> await_resume();
+
+   protected:
+    rpc::Call& call_;
+  };
+  template <class M>
+  class ReadAwaiter : public RawReadAwaiter {
+   public:
+    using RawReadAwaiter::RawReadAwaiter;
+    std::optional<M> await_resume() {
+      auto raw = RawReadAwaiter::await_resume();
+      if (!raw) return std::nullopt;
+      std::optional<M> out(std::in_place);
+      if (!Codec<M>::decode(std::move(*raw), *out)) throw_undecodable();
+      return out;
+    }
+  };
+  template <class M = Bytes>
+  ReadAwaiter<M> read() noexcept {
+    return ReadAwaiter<M>(call_);
+  }
+
+  rpc::Call& call() noexcept { return call_; }
+
+ private:
+  [[noreturn]] static void throw_undecodable();
+  rpc::Call& call_;
+};
+
+// Request stream of a client- or bidi-streaming handler:
+//   while (auto r = co_await reader.next()) { ... }
+// Shares the queue behind ctx.read(), so mixing both keeps message order.
+template <class M>
+class Reader {
+ public:
+  explicit Reader(ServerContext& ctx) noexcept : ctx_(ctx) {}
+  ServerContext::ReadAwaiter<M> next() noexcept { return ctx_.read<M>(); }
+
+ private:
+  ServerContext& ctx_;
+};
+
+}  // namespace uringrpc

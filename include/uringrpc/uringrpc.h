@@ -1,0 +1,15 @@
+// Everything a service needs: #include <uringrpc/uringrpc.h>
+#pragma once
+
+#include "uringrpc/async.h"
+#include "uringrpc/bytes.h"
+#include "uringrpc/codec.h"
+#include "uringrpc/errors.h"
+#include "uringrpc/handler.h"
+#include "uringrpc/metadata.h"
+#include "uringrpc/server.h"
+#include "uringrpc/server_context.h"
+#include "uringrpc/status.h"
+#include "uringrpc/stream.h"
+#include "uringrpc/task.h"
+#include "uringrpc/tls.h"
