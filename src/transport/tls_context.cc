@@ -1,0 +1,217 @@
+// Builds the shared server SSL_CTX from PEM credentials (and loads those credentials from
+// files). Runs at configuration time on the application's thread, so errors throw
+// std::invalid_argument; the per-connection I/O path lives in tls_session.cc and never throws.
+#include "transport/tls_context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+namespace uringrpc {
+
+TlsCredentials TlsCredentials::from_pem(std::string cert_chain_pem, std::string key_pem) {
+  TlsCredentials c;
+  c.certificate_chain_pem = std::move(cert_chain_pem);
+  c.private_key_pem = std::move(key_pem);
+  return c;
+}
+
+namespace {
+
+std::string read_whole_file(const std::string& path, const char* what) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    throw std::invalid_argument(std::string("cannot read TLS ") + what + " file '" + path +
+                                "': " + std::strerror(errno));
+  }
+  std::string out;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  // fopen succeeds on a directory; the read is what fails (EISDIR).
+  bool failed = std::ferror(f) != 0;
+  int err = errno;
+  std::fclose(f);
+  if (failed) {
+    throw std::invalid_argument(std::string("cannot read TLS ") + what + " file '" + path +
+                                "': " + std::strerror(err));
+  }
+  return out;
+}
+
+}  // namespace
+
+TlsCredentials TlsCredentials::from_files(const std::string& cert_chain_path,
+                                          const std::string& key_path) {
+  std::string chain = read_whole_file(cert_chain_path, "certificate chain");
+  std::string key = read_whole_file(key_path, "private key");
+  return from_pem(std::move(chain), std::move(key));
+}
+
+}  // namespace uringrpc
+
+namespace uringrpc::transport {
+
+std::string drain_openssl_errors(const char* fallback) {
+  std::string out;
+  char buf[256];
+  while (unsigned long e = ERR_get_error()) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? std::string(fallback) : out;
+}
+
+namespace {
+
+// HTTP/2 over TLS 1.2 forbids most suites (RFC 9113 section 9.2.2): only ephemeral key
+// exchange with an AEAD cipher is acceptable, so offer nothing else. TLS 1.3 suites are
+// all AEAD and stay at OpenSSL's defaults.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+constexpr std::string_view kAlpnH2 = "h2";
+
+// Picks "h2" wherever it sits in the client's list. A client that speaks ALPN but not h2
+// would otherwise finish the handshake and then talk HTTP/1.1 at our HTTP/2 parser, so it
+// gets the no_application_protocol alert (what SSL_TLSEXT_ERR_ALERT_FATAL sends here).
+// A client that sends no ALPN at all never reaches this callback; the connection layer
+// decides about it after the handshake (TlsSession::alpn_h2()).
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  unsigned int i = 0;
+  while (i < inlen) {
+    unsigned int len = in[i];
+    if (len == 0 || len > inlen - i - 1) break;  // malformed list; OpenSSL also checks
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == kAlpnH2) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+// Never prompt on the terminal for a passphrase: a server has nobody to ask.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+struct BioFree {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const noexcept { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
+};
+struct CtxFree {
+  void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::string detail = drain_openssl_errors("");
+  throw std::invalid_argument("TLS credentials: " + what + (detail.empty() ? "" : ": " + detail));
+}
+
+BioPtr pem_bio(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) fail("cannot allocate a memory BIO");
+  return bio;
+}
+
+// True when the last error is PEM's "no more PEM blocks": the normal end of a chain.
+bool pem_at_end() {
+  unsigned long e = ERR_peek_last_error();
+  return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+}
+
+void load_chain(SSL_CTX* ctx, const std::string& pem) {
+  if (pem.empty()) fail("certificate_chain_pem is empty");
+  BioPtr bio = pem_bio(pem);
+  X509Ptr leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!leaf) fail("cannot parse the leaf certificate in certificate_chain_pem");
+  if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
+    fail("cannot use the leaf certificate in certificate_chain_pem");
+  }
+  for (int index = 2;; ++index) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr));
+    if (!cert) {
+      if (pem_at_end()) {
+        ERR_clear_error();
+        return;
+      }
+      fail("cannot parse certificate #" + std::to_string(index) + " in certificate_chain_pem");
+    }
+    // add0 takes ownership only on success.
+    if (SSL_CTX_add0_chain_cert(ctx, cert.get()) != 1) {
+      fail("cannot add certificate #" + std::to_string(index) + " to the chain");
+    }
+    (void)cert.release();
+  }
+}
+
+void load_key(SSL_CTX* ctx, const std::string& pem) {
+  if (pem.empty()) fail("private_key_pem is empty");
+  BioPtr bio = pem_bio(pem);
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!key) fail("cannot parse private_key_pem as an unencrypted PEM private key");
+  // OpenSSL 3 refuses here when the key is of the certificate's type but another key; a key
+  // of a different type lands in another slot and is caught by the check below.
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    fail("the private key does not match the leaf certificate");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials) {
+  // Errors left behind by unrelated code on this thread must not end up in our message.
+  ERR_clear_error();
+  CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) fail("cannot create SSL_CTX");
+
+  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) {
+    fail("cannot set the minimum TLS version");
+  }
+  // No renegotiation: it is a DoS lever and HTTP/2 forbids it (RFC 9113 section 9.2.1).
+  // No compression: CRIME. Server preference: we pick the strongest suite we both have.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+                                     SSL_OP_NO_COMPRESSION);
+  // Lets OpenSSL free its ~34 KiB of record buffers while a connection is idle; servers hold
+  // many idle connections and the buffers come back on the next record.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_set_cipher_list(ctx.get(), kTls12Ciphers) != 1) fail("cannot set TLS 1.2 ciphers");
+  // The built-in session cache is one locked table that every shard would contend on; the
+  // stateless tickets OpenSSL issues by default give clients resumption without it.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // Required for resumption once client certificates exist (mutual TLS); harmless before.
+  static constexpr unsigned char kSessionIdContext[] = "uringrpc";
+  SSL_CTX_set_session_id_context(ctx.get(), kSessionIdContext, sizeof kSessionIdContext - 1);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
+
+  load_chain(ctx.get(), credentials.certificate_chain_pem);
+  load_key(ctx.get(), credentials.private_key_pem);
+
+  ERR_clear_error();
+  return std::shared_ptr<TlsContext>(new TlsContext(ctx.release()));
+}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+}  // namespace uringrpc::transport
