@@ -82,6 +82,7 @@ class Bytes {
 
   friend bool operator==(const Bytes& a, std::string_view b) noexcept { return a.view() == b; }
   friend bool operator==(const Bytes& a, const Bytes& b) noexcept { return a.view() == b.view(); }
+  friend bool operator==(const Bytes& a, const char* b) noexcept { return a.view() == std::string_view(b); }
 
  private:
   BufferOwner* owner_ = nullptr;

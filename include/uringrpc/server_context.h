@@ -76,7 +76,7 @@ class ServerContext {
     WriteAwaiter(rpc::Call& call, Bytes payload) noexcept : call_(call), payload_(std::move(payload)) {}
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept;
-    bool await_resume() const noexcept { return ok_; }
+    bool await_resume() noexcept;
 
    private:
     rpc::Call& call_;

@@ -1,0 +1,343 @@
+// nghttp2 glue: callbacks translate frames into StreamListener calls; the data source
+// hands DATA payloads to the output queue by reference.
+#include "http2/session.h"
+
+#include <cstring>
+#include <vector>
+
+#include "loop/log.h"
+
+namespace uringrpc::http2 {
+namespace {
+
+constexpr uint8_t kShutdownPingOpaque[8] = {'u', 'r', 'p', 'c', 's', 't', 'o', 'p'};
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+struct SessionCallbacks {
+  static Session& self(void* user) { return *static_cast<Session*>(user); }
+  static Stream* stream(nghttp2_session* ng, int32_t id) {
+    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  }
+
+  static int on_begin_headers(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    Session& s = self(user);
+    auto* st = new Stream();
+    st->id = frame->hd.stream_id;
+    st->next = s.streams_;
+    if (s.streams_) s.streams_->prev = st;
+    s.streams_ = st;
+    ++s.open_streams_;
+    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t, void*) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* st = stream(ng, frame->hd.stream_id);
+    if (!st) return 0;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      // Request trailers: gRPC clients send none; keep nothing from them.
+      return 0;
+    }
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    st->header_bytes += namelen + valuelen + 32;
+    RequestHead& h = st->head;
+    if (n.empty()) return 0;
+    if (n[0] == ':') {
+      if (n == ":method") h.method = v;
+      else if (n == ":path") h.path = v;
+      else if (n == ":scheme") h.scheme = v;
+      else if (n == ":authority") h.authority = v;
+      return 0;
+    }
+    if (n == "content-type") h.content_type = v;
+    else if (n == "te") h.te = v;
+    else if (n == "grpc-timeout") h.grpc_timeout = v;
+    else if (n == "grpc-encoding") h.grpc_encoding = v;
+    else if (n == "host") { if (h.authority.empty()) h.authority = v; }
+    else h.metadata.emplace_back(std::string(n), std::string(v));
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    Session& s = self(user);
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        Stream* st = stream(ng, frame->hd.stream_id);
+        if (!st) return 0;
+        bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          if (end) st->remote_closed = true;
+          s.listener_.on_request(*st, end);
+        } else if (end) {
+          st->remote_closed = true;
+          s.listener_.on_request_end(*st);
+        }
+        return 0;
+      }
+      case NGHTTP2_DATA: {
+        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+        Stream* st = stream(ng, frame->hd.stream_id);
+        if (!st) return 0;
+        st->remote_closed = true;
+        s.listener_.on_request_end(*st);
+        return 0;
+      }
+      case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s.shutdown_started_ && !s.final_goaway_sent_ &&
+            std::memcmp(frame->ping.opaque_data, kShutdownPingOpaque, 8) == 0) {
+          s.final_goaway_sent_ = true;
+          nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng),
+                                NGHTTP2_NO_ERROR, nullptr, 0);
+        }
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  static int on_data_chunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                           void* user) {
+    Session& s = self(user);
+    Stream* st = stream(ng, id);
+    if (!st || !st->upper) {
+      // Nobody will read it: give the window back now.
+      nghttp2_session_consume(ng, id, len);
+      return 0;
+    }
+    const Bytes* in = s.input_;
+    if (in && data >= in->data() && data + len <= in->data() + in->size()) {
+      s.listener_.on_request_data(*st, in->slice(static_cast<size_t>(data - in->data()), len));
+    } else {
+      s.listener_.on_request_data(*st, Bytes::copy({reinterpret_cast<const char*>(data), len}));
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* ng, int32_t id, uint32_t error_code, void* user) {
+    Session& s = self(user);
+    Stream* st = stream(ng, id);
+    if (!st) return 0;
+    nghttp2_session_set_stream_user_data(ng, id, nullptr);
+    s.listener_.on_stream_closed(*st, error_code);
+    if (st->prev) st->prev->next = st->next;
+    else s.streams_ = st->next;
+    if (st->next) st->next->prev = st->prev;
+    --s.open_streams_;
+    delete st;
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void*) {
+    if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+    Stream* st = stream(ng, frame->hd.stream_id);
+    if (!st) return 0;
+    st->local_closed = true;
+    // The response is complete but the client is still sending: end the stream so its
+    // state is freed now (what gRPC servers do: RST_STREAM NO_ERROR after trailers).
+    if (!st->remote_closed) nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    return 0;
+  }
+
+  static ssize_t send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
+    Session& s = self(user);
+    if (!s.out_) return NGHTTP2_ERR_WOULDBLOCK;
+    if (s.out_->bytes() >= s.budget_) return NGHTTP2_ERR_WOULDBLOCK;
+    s.out_->append_copy(data, len);
+    return static_cast<ssize_t>(len);
+  }
+
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                       nghttp2_data_source* source, void* user) {
+    Session& s = self(user);
+    if (!s.out_ || s.out_->bytes() >= s.budget_) return NGHTTP2_ERR_WOULDBLOCK;
+    auto* st = static_cast<Stream*>(source->ptr);
+    s.out_->append_copy(framehd, 9);
+    size_t padlen = frame->data.padlen;
+    if (padlen > 0) {
+      uint8_t pad_length = static_cast<uint8_t>(padlen - 1);
+      s.out_->append_copy(&pad_length, 1);
+    }
+    st->body->body_emit(length, *s.out_);
+    if (padlen > 1) {
+      static const uint8_t kZeros[256] = {};
+      s.out_->append_copy(kZeros, padlen - 1);
+    }
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session* ng, int32_t id, uint8_t*, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void*) {
+    auto* st = static_cast<Stream*>(source->ptr);
+    bool eof = false;
+    size_t n = st->body->body_ready(length, &eof);
+    if (n == 0 && !eof) return NGHTTP2_ERR_DEFERRED;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      HeaderList trailers;
+      st->body->body_trailers(trailers);
+      std::vector<nghttp2_nv> nva;
+      nva.reserve(trailers.size());
+      for (auto& f : trailers) nva.push_back(make_nv(f.name, f.value));
+      nghttp2_submit_trailer(ng, id, nva.data(), nva.size());
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Session::Session(transport::Connection& conn, const SessionSettings& settings, StreamListener& listener)
+    : conn_(&conn), listener_(listener) {
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &SessionCallbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &SessionCallbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &SessionCallbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &SessionCallbacks::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &SessionCallbacks::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &SessionCallbacks::on_frame_send);
+  nghttp2_session_callbacks_set_send_callback(cbs, &SessionCallbacks::send);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &SessionCallbacks::send_data);
+
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  // Window updates follow what handlers consume (rpc layer), not what arrived.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+  nghttp2_session_server_new2(&ng_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.stream_window_bytes},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(settings.connection_window_bytes));
+}
+
+Session::~Session() {
+  if (ng_) nghttp2_session_del(ng_);
+}
+
+bool Session::on_bytes(const Bytes& data) noexcept {
+  if (closed_) return false;
+  input_ = &data;
+  ssize_t rv = nghttp2_session_mem_recv(ng_, data.data(), data.size());
+  input_ = nullptr;
+  if (rv < 0) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", conn_ ? conn_->peer().c_str() : "?",
+                 nghttp2_strerror(static_cast<int>(rv)));
+    return false;
+  }
+  check_done();
+  return !closed_;
+}
+
+void Session::produce_output(transport::OutputQueue& out, size_t budget) noexcept {
+  out_ = &out;
+  budget_ = budget;
+  int rv = nghttp2_session_send(ng_);
+  out_ = nullptr;
+  if (rv != 0) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "nghttp2_session_send: %s", nghttp2_strerror(rv));
+    if (conn_) conn_->close_after_flush();
+    return;
+  }
+  // More than one budget's worth queued: come back next turn.
+  if (nghttp2_session_want_write(ng_) && out.bytes() >= budget) conn_->request_flush();
+  check_done();
+}
+
+void Session::check_done() {
+  if (!conn_ || closed_) return;
+  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+    conn_->close_after_flush();
+  }
+}
+
+bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(headers.size());
+  for (auto& f : headers) nva.push_back(make_nv(f.name, f.value));
+  s.body = body;
+  int rv;
+  if (body) {
+    nghttp2_data_provider prd;
+    prd.source.ptr = &s;
+    prd.read_callback = &SessionCallbacks::read_body;
+    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), &prd);
+  } else {
+    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), nullptr);
+  }
+  request_flush();
+  return rv == 0;
+}
+
+void Session::resume_body(Stream& s) {
+  nghttp2_session_resume_data(ng_, s.id);
+  request_flush();
+}
+
+void Session::reset(Stream& s, uint32_t h2_error) {
+  nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, s.id, h2_error);
+  request_flush();
+}
+
+void Session::consume(Stream& s, size_t n) {
+  if (n == 0 || closed_) return;
+  nghttp2_session_consume(ng_, s.id, n);
+  request_flush();
+}
+
+void Session::start_graceful_shutdown() {
+  if (shutdown_started_ || closed_) return;
+  shutdown_started_ = true;
+  nghttp2_submit_shutdown_notice(ng_);
+  nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, kShutdownPingOpaque);
+  request_flush();
+}
+
+void Session::close_after_flush() {
+  if (closed_ || !conn_) return;
+  if (!final_goaway_sent_) {
+    final_goaway_sent_ = true;
+    nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+  }
+  conn_->close_after_flush();
+}
+
+void Session::close_now() {
+  if (conn_) conn_->abort();
+}
+
+void Session::on_closed() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  conn_ = nullptr;
+  while (streams_) {
+    Stream* st = streams_;
+    streams_ = st->next;
+    nghttp2_session_set_stream_user_data(ng_, st->id, nullptr);
+    listener_.on_stream_closed(*st, NGHTTP2_CANCEL);
+    delete st;
+  }
+  open_streams_ = 0;
+  listener_.on_session_closed();
+}
+
+}  // namespace uringrpc::http2

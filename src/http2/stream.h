@@ -1,0 +1,63 @@
+// The HTTP/2 layer's view of one request stream: the request head as it arrived, and the
+// hooks the layer above attaches (its call object, the source of the response body).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/output_queue.h"
+#include "uringrpc/metadata.h"
+
+namespace uringrpc::http2 {
+
+using StreamId = int32_t;
+
+struct RequestHead {
+  std::string method;
+  std::string path;
+  std::string scheme;
+  std::string authority;
+  std::string content_type;
+  std::string te;
+  std::string grpc_timeout;
+  std::string grpc_encoding;
+  // Every other header, in arrival order, values as on the wire.
+  Metadata metadata;
+};
+
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+using HeaderList = std::vector<HeaderField>;
+
+// Supplies a response body without copying it into nghttp2, registered by the layer above.
+class ResponseBody {
+ public:
+  // How many bytes (at most max) can go now; sets *eof when the body ends after them.
+  // Returning 0 without eof defers the stream until Session::resume_body().
+  virtual size_t body_ready(size_t max, bool* eof) noexcept = 0;
+  // Appends exactly n body bytes to out (by reference where possible).
+  virtual void body_emit(size_t n, transport::OutputQueue& out) noexcept = 0;
+  // Trailers to send after the body's eof (the storage must live until the call returns).
+  virtual void body_trailers(HeaderList& out) noexcept = 0;
+
+ protected:
+  ~ResponseBody() = default;
+};
+
+struct Stream {
+  StreamId id = 0;
+  RequestHead head;
+  size_t header_bytes = 0;   // name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts
+  void* upper = nullptr;     // the rpc layer's call
+  ResponseBody* body = nullptr;
+  bool remote_closed = false;  // the client half-closed (END_STREAM)
+  bool local_closed = false;   // we sent END_STREAM
+  Stream* prev = nullptr;      // the session's list of open streams
+  Stream* next = nullptr;
+};
+
+}  // namespace uringrpc::http2

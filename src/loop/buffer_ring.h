@@ -1,0 +1,62 @@
+// BufferRing: a shard's provided-buffer ring for multishot receives. The kernel picks a
+// free buffer for each receive, so no memory sits pinned under an idle connection. A
+// received buffer is handed upward as Bytes views (zero-copy); it returns to the ring
+// when the last view is released.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "uringrpc/bytes.h"
+
+namespace uringrpc::loop {
+
+class BufferRing {
+ public:
+  static constexpr uint16_t kGroupId = 1;
+
+  // Throws std::runtime_error if the ring cannot be mapped or registered.
+  BufferRing(io_uring* ring, uint32_t buffer_size, uint32_t buffer_count);
+  ~BufferRing();
+  BufferRing(const BufferRing&) = delete;
+  BufferRing& operator=(const BufferRing&) = delete;
+
+  // Wraps the first `len` bytes of buffer `id` (as reported by a CQE) in a Bytes that
+  // owns the buffer until it and all its slices are gone.
+  Bytes take(uint16_t id, uint32_t len);
+  uint32_t buffer_size() const { return buffer_size_; }
+  uint32_t free_buffers() const { return free_; }
+  // Called (once) each time the ring goes from empty to non-empty, so receives that
+  // ended with -ENOBUFS can be re-armed.
+  void set_on_refill(void (*fn)(void*), void* arg) {
+    on_refill_ = fn;
+    on_refill_arg_ = arg;
+  }
+
+ private:
+  class Slot final : public BufferOwner {
+   public:
+    BufferRing* ring = nullptr;
+    uint16_t id = 0;
+
+   protected:
+    void release() noexcept override { ring->give_back(id); }
+  };
+  void give_back(uint16_t id) noexcept;
+
+  io_uring* ring_;
+  io_uring_buf_ring* br_ = nullptr;
+  uint8_t* memory_ = nullptr;
+  size_t ring_bytes_ = 0;
+  size_t memory_bytes_ = 0;
+  uint32_t buffer_size_;
+  uint32_t count_;
+  uint32_t free_;
+  std::vector<Slot> slots_;
+  void (*on_refill_)(void*) = nullptr;
+  void* on_refill_arg_ = nullptr;
+};
+
+}  // namespace uringrpc::loop

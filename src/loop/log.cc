@@ -1,0 +1,47 @@
+// Stderr logger: formats a whole line first so lines from shard threads never interleave.
+#include "loop/log.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace uringrpc::loop {
+namespace {
+
+LogLevel level_from_env() {
+  const char* v = std::getenv("URINGRPC_LOG");
+  if (!v) return LogLevel::kWarn;
+  if (!std::strcmp(v, "debug")) return LogLevel::kDebug;
+  if (!std::strcmp(v, "info")) return LogLevel::kInfo;
+  if (!std::strcmp(v, "error")) return LogLevel::kError;
+  return LogLevel::kWarn;
+}
+
+const LogLevel kThreshold = level_from_env();
+const char* const kNames[] = {"debug", "info", "warn", "error"};
+
+}  // namespace
+
+bool log_enabled(LogLevel level) { return level >= kThreshold; }
+
+void log(LogLevel level, const char* fmt, ...) {
+  char line[1024];
+  char thread[16] = "?";
+  pthread_getname_np(pthread_self(), thread, sizeof thread);
+  int n = std::snprintf(line, sizeof line, "uringrpc %s [%s] ", kNames[static_cast<int>(level)], thread);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = std::vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+  va_end(ap);
+  size_t len = n + (m < 0 ? 0 : std::min<size_t>(m, sizeof line - n - 2));
+  line[len++] = '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line, len);
+  (void)ignored;
+}
+
+}  // namespace uringrpc::loop

@@ -1,0 +1,19 @@
+// Logging: one line per event on stderr, with a level. No per-RPC logging at the default
+// level (warn). URINGRPC_LOG=debug|info|warn|error chooses the level.
+#pragma once
+
+#include <cstdarg>
+
+namespace uringrpc::loop {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+bool log_enabled(LogLevel level);
+[[gnu::format(printf, 2, 3)]] void log(LogLevel level, const char* fmt, ...);
+
+}  // namespace uringrpc::loop
+
+#define URINGRPC_LOG(level, ...)                                   \
+  do {                                                             \
+    if (::uringrpc::loop::log_enabled(level)) ::uringrpc::loop::log(level, __VA_ARGS__); \
+  } while (0)

@@ -1,0 +1,134 @@
+// The shard thread's loop. See shard.h for the shape of a turn.
+#include "loop/shard.h"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+#include "loop/log.h"
+
+namespace uringrpc::loop {
+namespace {
+thread_local Shard* t_current = nullptr;
+}
+
+Shard::Shard(const ShardConfig& config)
+    : config_(config), ring_(config.ring_entries), timers_(TimerWheel::monotonic_now_ms()) {
+  buffers_ = std::make_unique<BufferRing>(ring_.raw(), config.recv_buffer_size, config.recv_buffer_count);
+  event_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (event_fd_ < 0) throw std::runtime_error("eventfd failed");
+}
+
+Shard::~Shard() {
+  if (thread_.joinable()) thread_.join();
+  // Handlers' leftovers (Bytes in closures) may still point into the buffer ring.
+  inbox_.clear();
+  deferred_.clear();
+  buffers_.reset();
+  if (event_fd_ >= 0) close(event_fd_);
+}
+
+Shard* Shard::current() noexcept { return t_current; }
+
+void Shard::start(std::function<void()> on_start) {
+  thread_ = std::thread([this, on_start = std::move(on_start)] {
+    char name[16];
+    std::snprintf(name, sizeof name, "uringrpc/%u", config_.index);
+    pthread_setname_np(pthread_self(), name);
+    t_current = this;
+    // SINGLE_ISSUER binds the ring to the first thread that submits: this one.
+    wakeup_.arm();
+    on_start();
+    loop();
+    t_current = nullptr;
+  });
+}
+
+void Shard::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shard::at_turn_end(TurnHook* hook) {
+  if (hook->queued_) return;
+  hook->queued_ = true;
+  hooks_.push_back(hook);
+}
+
+void Shard::unschedule(std::coroutine_handle<> h) {
+  std::erase(ready_, h);
+}
+
+void Shard::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  ssize_t n = ::write(event_fd_, &one, sizeof one);
+  (void)n;
+}
+
+void Shard::InboxWakeup::arm() {
+  io_uring_sqe* sqe = shard_.ring_.get_sqe();
+  io_uring_prep_read(sqe, shard_.event_fd_, &value_, sizeof value_, 0);
+  Ring::bind(sqe, this);
+}
+
+void Shard::InboxWakeup::on_complete(int res, uint32_t) noexcept {
+  if (res < 0 && res != -EINTR && res != -EAGAIN) {
+    URINGRPC_LOG(LogLevel::kError, "shard inbox read failed: %d", res);
+  }
+  shard_.run_inbox();
+  arm();
+}
+
+void Shard::run_inbox() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_running_.swap(inbox_);
+  }
+  for (auto& fn : inbox_running_) fn();
+  inbox_running_.clear();
+}
+
+void Shard::run_ready() {
+  // Drain completely: handler frames are destroyed only from deferred work, which runs
+  // after this, so no handle of a destroyed frame can be left queued.
+  while (!ready_.empty()) {
+    running_.swap(ready_);
+    for (auto h : running_) h.resume();
+    running_.clear();
+  }
+}
+
+void Shard::run_turn_end() {
+  while (!hooks_.empty() || !deferred_.empty()) {
+    hooks_running_.swap(hooks_);
+    for (TurnHook* h : hooks_running_) {
+      h->queued_ = false;
+      h->on_turn_end();
+    }
+    hooks_running_.clear();
+    auto deferred = std::move(deferred_);
+    deferred_.clear();
+    for (auto& fn : deferred) fn();
+  }
+}
+
+void Shard::loop() {
+  for (;;) {
+    run_ready();
+    run_turn_end();
+    if (exit_requested_ && holds_ == 0 && ready_.empty()) break;
+    int64_t timeout = ready_.empty() ? timers_.ms_until_next(timers_.monotonic_now_ms()) : 0;
+    ring_.submit_and_wait(timeout);
+    timers_.advance(TimerWheel::monotonic_now_ms());
+  }
+}
+
+}  // namespace uringrpc::loop

@@ -1,0 +1,348 @@
+// The life of one RPC: admission → handler coroutine started on the shard → messages in
+// and out → one final status (from the handler, a deadline, a reset, or shutdown) →
+// freed once both the stream and the handler's frame are gone.
+#include "rpc/call.h"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "loop/log.h"
+#include "rpc/base64.h"
+#include "rpc/connection_calls.h"
+#include "rpc/metadata_validation.h"
+#include "rpc/percent_encoding.h"
+
+namespace uringrpc::rpc {
+namespace {
+
+std::string current_exception_type() {
+  std::type_info* t = abi::__cxa_current_exception_type();
+  if (!t) return "exception";
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(t->name(), nullptr, nullptr, &status),
+                                              std::free);
+  return status == 0 && name ? name.get() : t->name();
+}
+
+}  // namespace
+
+// The coroutine that drives a handler: it turns however the handler ends into a status.
+// It stops at its final suspend point; the Call destroys it.
+struct Call::Runner {
+  struct promise_type {
+    Runner get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::abort(); }  // run() catches everything
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+Call::Runner Call::run(Task<void> task) {
+  resumed();
+  Status status;
+  Metadata trailing;
+  try {
+    co_await std::move(task);
+    status.code = code_;
+    if (code_ != StatusCode::OK) status.message = details_;
+    trailing = std::move(trailing_);
+  } catch (AbortError& e) {
+    status = e.status();
+    trailing = std::move(e.trailing_metadata());
+  } catch (const std::exception& e) {
+    if (code_ != StatusCode::OK) {
+      status = {code_, details_};
+    } else {
+      status = {StatusCode::UNKNOWN, "Unexpected " + current_exception_type() + ": " + e.what()};
+    }
+  } catch (...) {
+    status = {code_ != StatusCode::OK ? code_ : StatusCode::UNKNOWN,
+              code_ != StatusCode::OK ? details_ : "Unexpected " + current_exception_type()};
+  }
+  on_handler_returned(std::move(status), std::move(trailing));
+}
+
+Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Entry& method,
+           Metadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted)
+    : owner_(owner),
+      shard_(owner.shard()),
+      stream_(&stream),
+      method_(method),
+      ctx_(*this),
+      client_metadata_(std::move(client_metadata)),
+      admitted_(admitted),
+      deframer_(owner.config().max_receive_message_size) {
+  if (deadline_ms) {
+    auto now_ms = loop::TimerWheel::monotonic_now_ms();
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(*deadline_ms - std::min(*deadline_ms, now_ms));
+    deadline_timer_.set_callback(&Call::on_deadline, this);
+    shard_.timers().arm(deadline_timer_, *deadline_ms);
+  }
+}
+
+Call::~Call() {
+  if (runner_) runner_.destroy();
+  release_admission();
+}
+
+void Call::start() {
+  Task<void> task = method_.handler.run(ctx_);
+  Runner r = run(std::move(task));
+  runner_ = r.h;
+  scheduled_ = runner_;
+  shard_.schedule(runner_);
+}
+
+std::string_view Call::peer() const { return owner_.session().peer(); }
+
+// --- request side
+
+void Call::on_data(const Bytes& chunk) {
+  if (ended_) {
+    owner_.session().consume(*stream_, chunk.size());
+    return;
+  }
+  size_t before = inbound_bytes_;
+  auto err = deframer_.feed(chunk, [this](Bytes message, bool compressed) {
+    if (compressed) {
+      // We advertise no compression, so a compressed message cannot be decoded.
+      if (!ended_) cancel({StatusCode::INTERNAL, "compressed message received without grpc-encoding"});
+      return;
+    }
+    inbound_bytes_ += kMessagePrefixSize + message.size();
+    inbound_.push_back(std::move(message));
+  });
+  if (err == Deframer::Error::kMessageTooLarge && !ended_) {
+    cancel({StatusCode::RESOURCE_EXHAUSTED,
+            "Received message larger than max (" + std::to_string(deframer_.pending_message_length()) + " vs. " +
+                std::to_string(owner_.config().max_receive_message_size) + ")"});
+  } else if (err == Deframer::Error::kBadFlag && !ended_) {
+    cancel({StatusCode::INTERNAL, "invalid gRPC message flag"});
+  }
+  // Window goes back now for bytes nobody queues (partial messages are bounded by the
+  // size limit); bytes of queued messages go back when the handler takes them, so a
+  // handler that does not read stops the client once its queue is full.
+  size_t queued_now = inbound_bytes_ - before;
+  size_t immediate = chunk.size() > queued_now ? chunk.size() - queued_now : 0;
+  if (ended_ || inbound_bytes_ <= owner_.config().read_watermark) {
+    immediate = chunk.size();
+  } else {
+    window_held_ += queued_now;
+  }
+  if (stream_ && immediate) owner_.session().consume(*stream_, immediate);
+  if (!inbound_.empty()) wake();
+}
+
+void Call::on_request_end() {
+  half_closed_ = true;
+  if (deframer_.mid_message() && !ended_) {
+    cancel({StatusCode::INTERNAL, "request stream ended inside a message"});
+    return;
+  }
+  wake();
+}
+
+std::optional<Bytes> Call::take_message() {
+  resumed();
+  if (inbound_.empty()) return std::nullopt;
+  Bytes m = std::move(inbound_.front());
+  inbound_.pop_front();
+  return_window(kMessagePrefixSize + m.size());
+  return m;
+}
+
+void Call::return_window(size_t message_bytes) {
+  inbound_bytes_ -= message_bytes;
+  if (window_held_ && inbound_bytes_ <= owner_.config().read_watermark) {
+    if (stream_) owner_.session().consume(*stream_, window_held_);
+    window_held_ = 0;
+  }
+}
+
+void Call::wake() {
+  if (!parked_) return;
+  scheduled_ = parked_;
+  parked_ = nullptr;
+  shard_.schedule(scheduled_);
+}
+
+// --- response side
+
+void Call::add_initial_metadata(std::string k, std::string v) {
+  initial_.emplace_back(std::move(k), std::move(v));
+}
+
+void Call::submit_response_headers(bool with_body) {
+  (void)with_body;
+  headers_sent_ = true;
+  if (!stream_) return;
+  http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
+  Metadata encoded;
+  encoded.reserve(initial_.size());
+  for (auto& [k, v] : initial_) {
+    encoded.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
+  }
+  for (auto& [k, v] : encoded) h.push_back({k, v});
+  owner_.session().submit_headers(*stream_, h, this);
+}
+
+void Call::send_initial_metadata() {
+  if (!headers_sent_ && !ended_) submit_response_headers(true);
+}
+
+bool Call::enqueue_write(Bytes payload, bool* ok) {
+  if (ended_ || !stream_) {
+    *ok = false;
+    return false;
+  }
+  *ok = true;
+  OutMessage m{};
+  encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()));
+  m.payload = std::move(payload);
+  outbound_bytes_ += kMessagePrefixSize + m.payload.size();
+  outbound_.push_back(std::move(m));
+  if (!headers_sent_) {
+    submit_response_headers(true);
+  } else {
+    owner_.session().resume_body(*stream_);
+  }
+  return outbound_bytes_ > owner_.config().write_watermark;
+}
+
+size_t Call::body_ready(size_t max, bool* eof) noexcept {
+  size_t n = std::min(max, outbound_bytes_);
+  if (trailers_due_ && n == outbound_bytes_) *eof = true;
+  return n;
+}
+
+void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
+  outbound_bytes_ -= n;
+  while (n > 0 && !outbound_.empty()) {
+    OutMessage& m = outbound_.front();
+    if (m.prefix_sent < kMessagePrefixSize) {
+      size_t k = std::min(n, kMessagePrefixSize - m.prefix_sent);
+      out.append_copy(m.prefix + m.prefix_sent, k);
+      m.prefix_sent = static_cast<uint8_t>(m.prefix_sent + k);
+      n -= k;
+    }
+    size_t rest = m.payload.size() - m.payload_sent;
+    size_t k = std::min(n, rest);
+    if (k > 0) {
+      out.append_ref(m.payload.slice(m.payload_sent, k));
+      m.payload_sent += k;
+      n -= k;
+    }
+    if (m.prefix_sent == kMessagePrefixSize && m.payload_sent == m.payload.size()) outbound_.pop_front();
+  }
+  // A writer waiting for the queue to drain may go on.
+  if (outbound_bytes_ <= owner_.config().write_watermark) wake();
+}
+
+void Call::body_trailers(http2::HeaderList& out) noexcept {
+  status_text_ = std::to_string(static_cast<int>(final_.code));
+  out.push_back({"grpc-status", status_text_});
+  if (!final_.message.empty()) {
+    message_text_ = percent_encode_message(final_.message);
+    out.push_back({"grpc-message", message_text_});
+  }
+  encoded_trailing_.clear();
+  for (auto& [k, v] : trailing_) {
+    encoded_trailing_.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
+  }
+  for (auto& [k, v] : encoded_trailing_) out.push_back({k, v});
+}
+
+// --- ending
+
+void Call::end(Status status, Metadata trailing) {
+  if (ended_) return;
+  ended_ = true;
+  shard_.timers().cancel(deadline_timer_);
+  final_ = std::move(status);
+  trailing_ = std::move(trailing);
+  if (!stream_) return;
+  if (!headers_sent_) {
+    // Trailers-Only: one HEADERS frame with the status and END_STREAM.
+    headers_sent_ = true;
+    http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
+    Metadata initial;
+    for (auto& [k, v] : initial_) initial.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
+    for (auto& [k, v] : initial) h.push_back({k, v});
+    body_trailers(h);
+    owner_.session().submit_headers(*stream_, h, nullptr);
+  } else {
+    trailers_due_ = true;
+    owner_.session().resume_body(*stream_);
+  }
+}
+
+void Call::on_handler_returned(Status status, Metadata trailing) {
+  handler_done_ = true;
+  release_admission();
+  if (!ended_ && status.code != StatusCode::OK) {
+    URINGRPC_LOG(loop::LogLevel::kDebug, "%s ended %s: %s", method_.path.c_str(),
+                 std::string(status_code_name(status.code)).c_str(), status.message.c_str());
+  }
+  end(std::move(status), std::move(trailing));
+  maybe_delete();
+}
+
+void Call::cancel(Status status) {
+  end(std::move(status), {});
+  cancelled_ = true;
+  destroy_handler();
+}
+
+void Call::on_stream_closed(uint32_t h2_error) {
+  stream_ = nullptr;
+  if (!ended_ || !handler_done_) {
+    // The client reset the stream or the connection went away.
+    if (!ended_) end({StatusCode::CANCELLED, h2_error ? "stream reset by the client" : "stream closed"}, {});
+    cancelled_ = true;
+    destroy_handler();
+  }
+  maybe_delete();
+}
+
+void Call::on_deadline(void* self) {
+  auto* call = static_cast<Call*>(self);
+  call->cancel({StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"});
+}
+
+void Call::destroy_handler() {
+  if (handler_done_ || destroy_queued_) return;
+  destroy_queued_ = true;
+  // Frames are destroyed from deferred work: never inside a callback that one of them
+  // is part of, and never while a resumption of one of them is queued.
+  shard_.defer([this] {
+    if (scheduled_) shard_.unschedule(scheduled_);
+    scheduled_ = nullptr;
+    parked_ = nullptr;
+    if (runner_) runner_.destroy();
+    runner_ = nullptr;
+    handler_done_ = true;
+    release_admission();
+    maybe_delete();
+  });
+}
+
+void Call::release_admission() {
+  if (!admitted_) return;
+  admitted_ = false;
+  owner_.config().active_rpcs->fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Call::maybe_delete() {
+  if (stream_ || !handler_done_ || delete_queued_) return;
+  delete_queued_ = true;
+  shard_.defer([this] {
+    owner_.remove(this);
+    delete this;
+  });
+}
+
+}  // namespace uringrpc::rpc

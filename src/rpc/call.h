@@ -1,0 +1,144 @@
+// Call: one RPC on one stream. It owns the handler's coroutine, the request message
+// queue and the response queue; it is the ServerContext's implementation and the
+// stream's response body. Created by ConnectionCalls when a request's headers arrive.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "http2/session.h"
+#include "loop/shard.h"
+#include "loop/timer_wheel.h"
+#include "rpc/deframer.h"
+#include "rpc/method_table.h"
+#include "uringrpc/server_context.h"
+
+namespace uringrpc::rpc {
+
+class ConnectionCalls;
+
+// Read-only settings shared by every call of a server.
+struct RpcConfig {
+  const MethodTable* methods = nullptr;
+  size_t max_receive_message_size = 4u << 20;
+  size_t write_watermark = 256u << 10;
+  size_t read_watermark = 1u << 20;
+  size_t max_concurrent_rpcs = 0;
+  std::atomic<size_t>* active_rpcs = nullptr;  // server-wide, shared by shards
+};
+
+class Call final : public http2::ResponseBody {
+ public:
+  Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Entry& method,
+       Metadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted);
+  ~Call();
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  void start();
+
+  // --- from the HTTP/2 layer (via ConnectionCalls)
+  void on_data(const Bytes& chunk);
+  void on_request_end();
+  void on_stream_closed(uint32_t h2_error);
+
+  // Ends the RPC with this status (if not ended yet) and cancels the handler.
+  void cancel(Status status);
+
+  // --- ServerContext's implementation
+  ServerContext& context() { return ctx_; }
+  std::string_view method() const { return method_.path; }
+  const Metadata& client_metadata() const { return client_metadata_; }
+  std::string_view peer() const;
+  std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
+  bool cancelled() const { return cancelled_; }
+  void set_code(StatusCode c) { code_ = c; }
+  StatusCode code() const { return code_; }
+  void set_details(std::string d) { details_ = std::move(d); }
+  void set_trailing_metadata(Metadata md) { trailing_ = std::move(md); }
+  void add_initial_metadata(std::string k, std::string v);
+  void send_initial_metadata();
+  bool headers_sent() const { return headers_sent_; }
+
+  // Write: queues the message; returns true if the writer must wait (over the watermark).
+  // *ok is false if the RPC can no longer send.
+  bool enqueue_write(Bytes payload, bool* ok);
+  void park_writer(std::coroutine_handle<> h) { parked_ = h; }
+  bool read_ready() const { return !inbound_.empty() || half_closed_ || ended_; }
+  void park_reader(std::coroutine_handle<> h) { parked_ = h; }
+  std::optional<Bytes> take_message();
+  void resumed() { scheduled_ = nullptr; }
+
+  // --- http2::ResponseBody
+  size_t body_ready(size_t max, bool* eof) noexcept override;
+  void body_emit(size_t n, transport::OutputQueue& out) noexcept override;
+  void body_trailers(http2::HeaderList& out) noexcept override;
+
+  Call* prev_ = nullptr;  // ConnectionCalls' list
+  Call* next_ = nullptr;
+
+ private:
+  struct Runner;
+  Runner run(Task<void> task);
+  void on_handler_returned(Status status, Metadata trailing);
+  void end(Status status, Metadata trailing);
+  void submit_response_headers(bool with_body);
+  void wake();
+  void destroy_handler();
+  void release_admission();
+  void maybe_delete();
+  void return_window(size_t message_bytes);
+  static void on_deadline(void* self);
+
+  ConnectionCalls& owner_;
+  loop::Shard& shard_;
+  http2::Stream* stream_;
+  const MethodTable::Entry& method_;
+  ServerContext ctx_;
+  Metadata client_metadata_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  loop::Timer deadline_timer_;
+  bool admitted_;
+
+  // handler
+  std::coroutine_handle<> runner_;
+  std::coroutine_handle<> parked_;     // the handler waiting on a read or a write
+  std::coroutine_handle<> scheduled_;  // queued on the shard, not yet resumed
+  bool handler_done_ = false;
+  bool destroy_queued_ = false;
+  bool delete_queued_ = false;
+
+  // request side
+  Deframer deframer_;
+  std::deque<Bytes> inbound_;
+  size_t inbound_bytes_ = 0;
+  size_t window_held_ = 0;   // received bytes whose window we have not returned yet
+  bool half_closed_ = false;
+
+  // response side
+  struct OutMessage {
+    uint8_t prefix[kMessagePrefixSize];
+    uint8_t prefix_sent;
+    Bytes payload;
+    size_t payload_sent;
+  };
+  std::deque<OutMessage> outbound_;
+  size_t outbound_bytes_ = 0;
+  Metadata initial_;
+  bool headers_sent_ = false;
+  bool ended_ = false;       // final status decided
+  bool trailers_due_ = false;
+  bool cancelled_ = false;
+  StatusCode code_ = StatusCode::OK;
+  std::string details_;
+  Metadata trailing_;
+  Status final_;
+  std::string status_text_;    // storage for trailers while nghttp2 copies them
+  std::string message_text_;
+  Metadata encoded_trailing_;
+};
+
+}  // namespace uringrpc::rpc

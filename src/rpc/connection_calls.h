@@ -1,0 +1,56 @@
+// ConnectionCalls: the gRPC side of one HTTP/2 connection. It owns the Session, turns
+// request headers into Calls (or into an immediate error response), routes DATA to them,
+// and ends them all on shutdown. Created by the server layer for each accepted socket.
+#pragma once
+
+#include <functional>
+
+#include "http2/session.h"
+#include "loop/shard.h"
+#include "rpc/call.h"
+
+namespace uringrpc::rpc {
+
+class ConnectionCalls final : public http2::StreamListener {
+ public:
+  ConnectionCalls(loop::Shard& shard, transport::Connection& conn, const RpcConfig& config,
+                  const http2::SessionSettings& settings);
+  ~ConnectionCalls();
+
+  // Called once the connection and every call on it are gone (the object is being freed).
+  void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
+  // Stop taking new streams and send the double GOAWAY; calls in flight go on.
+  void start_graceful_shutdown();
+  // Ends every call now with this status (trailers to the client) and cancels handlers.
+  void cancel_all(const Status& status);
+  bool idle() const { return calls_ == nullptr; }
+  void close_when_flushed() { session_.close_after_flush(); }
+
+  loop::Shard& shard() { return shard_; }
+  http2::Session& session() { return session_; }
+  const RpcConfig& config() const { return config_; }
+  void remove(Call* call);
+
+  // http2::StreamListener
+  void on_request(http2::Stream& s, bool end_stream) noexcept override;
+  void on_request_data(http2::Stream& s, const Bytes& chunk) noexcept override;
+  void on_request_end(http2::Stream& s) noexcept override;
+  void on_stream_closed(http2::Stream& s, uint32_t h2_error) noexcept override;
+  void on_session_closed() noexcept override;
+
+ private:
+  void reject(http2::Stream& s, const char* http_status, StatusCode code, std::string_view message,
+              bool accept_encoding = false);
+  void maybe_delete();
+
+  loop::Shard& shard_;
+  const RpcConfig& config_;
+  http2::Session session_;
+  Call* calls_ = nullptr;
+  bool shutting_down_ = false;
+  bool closed_ = false;
+  bool delete_queued_ = false;
+  std::function<void()> on_gone_;
+};
+
+}  // namespace uringrpc::rpc

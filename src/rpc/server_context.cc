@@ -1,0 +1,81 @@
+// ServerContext and its awaiters, forwarding to the Call that implements them.
+#include "uringrpc/server_context.h"
+
+#include <stdexcept>
+
+#include "rpc/call.h"
+#include "rpc/metadata_validation.h"
+#include "uringrpc/errors.h"
+#include "uringrpc/handler.h"
+
+namespace uringrpc {
+
+std::string_view ServerContext::method() const noexcept { return call_.method(); }
+const Metadata& ServerContext::client_metadata() const noexcept { return call_.client_metadata(); }
+std::optional<std::string_view> ServerContext::client_metadata_value(std::string_view key) const noexcept {
+  for (auto& [k, v] : call_.client_metadata()) {
+    if (k == key) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+std::string_view ServerContext::peer() const noexcept { return call_.peer(); }
+std::optional<std::chrono::steady_clock::time_point> ServerContext::deadline() const noexcept {
+  return call_.deadline();
+}
+bool ServerContext::cancelled() const noexcept { return call_.cancelled(); }
+void ServerContext::set_code(StatusCode code) noexcept { call_.set_code(code); }
+void ServerContext::set_details(std::string details) { call_.set_details(std::move(details)); }
+StatusCode ServerContext::code() const noexcept { return call_.code(); }
+
+void ServerContext::set_trailing_metadata(Metadata md) {
+  std::string error = rpc::validate_outgoing_metadata(md, "trailing");
+  if (!error.empty()) throw std::invalid_argument(error);
+  call_.set_trailing_metadata(std::move(md));
+}
+
+void ServerContext::add_initial_metadata(std::string key, std::string value) {
+  if (call_.headers_sent()) throw UsageError("initial metadata was already sent");
+  Metadata one{{key, value}};
+  std::string error = rpc::validate_outgoing_metadata(one, "initial");
+  if (!error.empty()) throw std::invalid_argument(error);
+  call_.add_initial_metadata(std::move(key), std::move(value));
+}
+
+void ServerContext::send_initial_metadata() { call_.send_initial_metadata(); }
+
+void ServerContext::abort(StatusCode code, std::string details, Metadata trailing) {
+  std::string error = rpc::validate_outgoing_metadata(trailing, "trailing");
+  if (!error.empty()) throw std::invalid_argument(error);
+  if (code == StatusCode::OK) throw std::invalid_argument("abort() needs a non-OK status code");
+  throw AbortError(Status{code, std::move(details)}, std::move(trailing));
+}
+
+void ServerContext::throw_undecodable() {
+  throw AbortError(Status{StatusCode::INTERNAL, "Failed to parse request message"});
+}
+
+bool ServerContext::WriteAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  bool must_wait = call_.enqueue_write(std::move(payload_), &ok_);
+  if (!must_wait) return false;
+  call_.park_writer(h);
+  return true;
+}
+
+bool ServerContext::WriteAwaiter::await_resume() noexcept {
+  call_.resumed();
+  return ok_;
+}
+
+bool ServerContext::RawReadAwaiter::await_ready() const noexcept { return call_.read_ready(); }
+
+void ServerContext::RawReadAwaiter::await_suspend(std::coroutine_handle<> h) noexcept { call_.park_reader(h); }
+
+std::optional<Bytes> ServerContext::RawReadAwaiter::await_resume() { return call_.take_message(); }
+
+namespace detail {
+void throw_missing_request() {
+  throw AbortError(Status{StatusCode::INTERNAL, "the client sent no request message"});
+}
+}  // namespace detail
+
+}  // namespace uringrpc

@@ -1,0 +1,299 @@
+// Connection I/O and teardown. States: open → draining (flush what is queued) →
+// write-shut (FIN sent, reading until the peer's EOF or the linger timer) → dead
+// (fd shut, waiting for in-flight requests) → freed at the end of a loop turn.
+#include "transport/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "loop/log.h"
+#include "transport/tls_context.h"
+#include "transport/tls_session.h"
+
+namespace uringrpc::transport {
+namespace {
+
+constexpr uint64_t kLingerMs = 2000;
+constexpr size_t kFlushBudget = 1u << 20;
+constexpr size_t kTlsChunk = 16u << 10;
+
+// Connections whose multishot receive ended with -ENOBUFS, per shard thread.
+thread_local std::vector<Connection*>* t_starved = nullptr;
+uint64_t g_next_id = 1;  // only used to label logs; races are harmless
+
+std::string describe_peer(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    return std::string("ipv4:") + buf + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    return std::string("ipv6:[") + buf + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  if (ss.ss_family == AF_UNIX) {
+    auto* a = reinterpret_cast<sockaddr_un*>(&ss);
+    return std::string("unix:") + a->sun_path;
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Connection* Connection::create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
+                               uint64_t handshake_timeout_ms) {
+  return new Connection(shard, fd, std::move(tls), handshake_timeout_ms);
+}
+
+Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
+                       uint64_t handshake_timeout_ms)
+    : shard_(shard), fd_(fd), id_(g_next_id++), handshake_timeout_ms_(handshake_timeout_ms) {
+  peer_ = describe_peer(fd);
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
+  if (tls) tls_ = std::make_unique<TlsSession>(std::move(tls));
+  recv_op_.c = this;
+  send_op_.c = this;
+  timer_.set_callback(&Connection::on_timer, this);
+  shard_.hold();
+}
+
+Connection::~Connection() {
+  shard_.release();
+  if (t_starved) {
+    auto& v = *t_starved;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  }
+}
+
+void Connection::start() {
+  if (tls_) shard_.timers().arm(timer_, shard_.now_ms() + handshake_timeout_ms_);
+  arm_recv();
+  if (!tls_) request_flush();  // the handler's SETTINGS go out right away
+}
+
+void Connection::arm_recv() {
+  if (recv_armed_ || state_ == State::kDead) return;
+  io_uring_sqe* sqe = shard_.ring().get_sqe();
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = loop::BufferRing::kGroupId;
+  loop::Ring::bind(sqe, &recv_op_);
+  recv_armed_ = true;
+}
+
+void Connection::on_buffers_refilled(void*) {
+  if (!t_starved) return;
+  auto list = std::move(*t_starved);
+  t_starved->clear();
+  for (Connection* c : list) {
+    c->starved_ = false;
+    if (c->state_ != State::kDead) c->arm_recv();
+  }
+}
+
+void Connection::on_recv(int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) recv_armed_ = false;
+  if (res > 0) {
+    Bytes chunk = shard_.buffers().take(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT),
+                                        static_cast<uint32_t>(res));
+    if (state_ == State::kOpen || state_ == State::kDraining) deliver(chunk);
+    // After our FIN, incoming bytes are only read to reach the peer's EOF cleanly.
+  } else if (res == 0) {
+    die();  // peer closed
+  } else if (res == -ENOBUFS) {
+    // Every receive buffer is held (by messages handlers have not released yet): wait.
+    if (!recv_armed_ && state_ != State::kDead) {
+      if (!t_starved) {
+        t_starved = new std::vector<Connection*>();
+        shard_.buffers().set_on_refill(&Connection::on_buffers_refilled, nullptr);
+      }
+      if (!starved_) t_starved->push_back(this);
+      starved_ = true;
+    }
+  } else if (res != -ECANCELED) {
+    URINGRPC_LOG(loop::LogLevel::kDebug, "conn %lu recv: %s", (unsigned long)id_, std::strerror(-res));
+    die();
+  }
+  if (!recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
+  maybe_free();
+}
+
+void Connection::deliver(const Bytes& chunk) {
+  if (tls_) {
+    if (!deliver_tls(chunk)) die();
+    return;
+  }
+  if (handler_ && !handler_->on_bytes(chunk)) close_after_flush();
+  request_flush();
+}
+
+bool Connection::deliver_tls(const Bytes& ciphertext) {
+  bool was_done = tls_->handshake_done();
+  auto r = tls_->feed_ciphertext(ciphertext.data(), ciphertext.size());
+  if (r == TlsSession::Result::kError) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS error: %s", (unsigned long)id_,
+                 peer_.c_str(), tls_->last_error().c_str());
+    // Send the alert if there is one, then close.
+    close_after_flush();
+    request_flush();
+    return true;
+  }
+  if (!was_done && tls_->handshake_done()) {
+    shard_.timers().cancel(timer_);
+    if (!tls_->alpn_h2()) {
+      URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS client did not negotiate h2",
+                   (unsigned long)id_, peer_.c_str());
+      return false;
+    }
+  }
+  while (tls_->pending_plaintext() > 0 && (state_ == State::kOpen || state_ == State::kDraining)) {
+    std::string plain(std::min(tls_->pending_plaintext(), kTlsChunk * 4), '\0');
+    size_t n = tls_->read_plaintext(reinterpret_cast<uint8_t*>(plain.data()), plain.size());
+    if (n == 0) break;
+    plain.resize(n);
+    Bytes b(std::move(plain));
+    if (handler_ && !handler_->on_bytes(b)) close_after_flush();
+  }
+  if (r == TlsSession::Result::kClosed) close_after_flush();
+  request_flush();
+  return true;
+}
+
+void Connection::request_flush() {
+  if (state_ == State::kDead) return;
+  shard_.at_turn_end(this);
+}
+
+void Connection::on_turn_end() noexcept { flush(); }
+
+void Connection::flush() {
+  if (send_in_flight_ || state_ == State::kDead || state_ == State::kWriteShut) return;
+  bool can_produce = handler_ && (!tls_ || tls_->handshake_done());
+  if (tls_) {
+    if (can_produce) {
+      OutputQueue plain;
+      handler_->produce_output(plain, kFlushBudget);
+      if (!plain.empty()) {
+        std::string bytes;
+        plain.copy_to(bytes);
+        if (!tls_->write_plaintext(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
+          die();
+          return;
+        }
+      }
+    }
+    if (state_ == State::kDraining && tls_->handshake_done()) tls_->shutdown();
+    size_t pending = tls_->pending_ciphertext();
+    if (pending > 0) {
+      std::string cipher(pending, '\0');
+      size_t n = tls_->read_ciphertext(reinterpret_cast<uint8_t*>(cipher.data()), cipher.size());
+      cipher.resize(n);
+      out_.append_ref(Bytes(std::move(cipher)));
+    }
+  } else if (can_produce) {
+    handler_->produce_output(out_, kFlushBudget);
+  }
+  if (!out_.empty()) {
+    submit_send();
+  } else if (state_ == State::kDraining) {
+    shut_write();
+  }
+}
+
+void Connection::submit_send() {
+  size_t n = out_.build_iovecs(iov_, kMaxIov);
+  msg_ = {};
+  msg_.msg_iov = iov_;
+  msg_.msg_iovlen = n;
+  io_uring_sqe* sqe = shard_.ring().get_sqe();
+  io_uring_prep_sendmsg(sqe, fd_, &msg_, MSG_NOSIGNAL);
+  loop::Ring::bind(sqe, &send_op_);
+  send_in_flight_ = true;
+}
+
+void Connection::on_send(int res, uint32_t) {
+  send_in_flight_ = false;
+  if (state_ == State::kDead) {
+    maybe_free();
+    return;
+  }
+  if (res < 0) {
+    if (res == -EINTR || res == -EAGAIN) {
+      submit_send();
+      return;
+    }
+    URINGRPC_LOG(loop::LogLevel::kDebug, "conn %lu send: %s", (unsigned long)id_, std::strerror(-res));
+    die();
+    maybe_free();
+    return;
+  }
+  out_.consume(static_cast<size_t>(res));
+  if (!out_.empty()) {
+    submit_send();  // a partial send: finish this batch before producing more
+    return;
+  }
+  request_flush();
+}
+
+void Connection::close_after_flush() {
+  if (state_ != State::kOpen) return;
+  state_ = State::kDraining;
+  request_flush();
+}
+
+void Connection::shut_write() {
+  state_ = State::kWriteShut;
+  ::shutdown(fd_, SHUT_WR);
+  shard_.timers().arm(timer_, shard_.now_ms() + kLingerMs);
+  if (!recv_armed_ && !starved_) arm_recv();
+}
+
+void Connection::abort() { die(); maybe_free(); }
+
+void Connection::on_timer(void* self) {
+  auto* c = static_cast<Connection*>(self);
+  if (c->state_ == State::kOpen && c->tls_ && !c->tls_->handshake_done()) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS handshake timed out", (unsigned long)c->id_,
+                 c->peer_.c_str());
+  }
+  c->die();
+  c->maybe_free();
+}
+
+void Connection::die() {
+  if (state_ == State::kDead) return;
+  state_ = State::kDead;
+  shard_.timers().cancel(timer_);
+  // Makes the armed receive and any in-flight send complete promptly.
+  ::shutdown(fd_, SHUT_RDWR);
+  if (handler_) {
+    ConnectionHandler* h = handler_;
+    handler_ = nullptr;
+    h->on_closed();
+  }
+}
+
+void Connection::maybe_free() {
+  if (state_ != State::kDead || recv_armed_ || send_in_flight_ || freed_scheduled_) return;
+  freed_scheduled_ = true;
+  ::close(fd_);
+  fd_ = -1;
+  // Not inside our own completion: at the end of the turn.
+  shard_.defer([this] { delete this; });
+}
+
+}  // namespace uringrpc::transport

@@ -1,0 +1,111 @@
+// Connection: one accepted socket on one shard. It keeps a multishot receive armed on the
+// shard's buffer ring, decrypts when the port is secure, hands bytes to the protocol
+// handler registered from above, and sends what the handler produces in one sendmsg per
+// loop turn. Teardown is a state: the object frees itself once no request is in flight.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "loop/completion.h"
+#include "loop/shard.h"
+#include "loop/timer_wheel.h"
+#include "transport/output_queue.h"
+#include "uringrpc/bytes.h"
+
+namespace uringrpc::transport {
+
+class TlsContext;
+class TlsSession;
+
+// The protocol on top of a connection (the HTTP/2 session), registered from above.
+class ConnectionHandler {
+ public:
+  // Plaintext arrived. `data` may share a receive buffer; keep slices of it, not pointers.
+  // Returning false closes the connection after what is queued has been sent.
+  virtual bool on_bytes(const Bytes& data) noexcept = 0;
+  // Called when the connection can send: append up to about `budget` bytes.
+  virtual void produce_output(OutputQueue& out, size_t budget) noexcept = 0;
+  // The transport is gone (peer closed, error, close finished). Called once; after it the
+  // handler must not touch the connection.
+  virtual void on_closed() noexcept = 0;
+
+ protected:
+  ~ConnectionHandler() = default;
+};
+
+class Connection final : public loop::TurnHook {
+ public:
+  // Takes ownership of fd. The object lives until its teardown completes.
+  static Connection* create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
+                            uint64_t handshake_timeout_ms);
+  void set_handler(ConnectionHandler* handler) { handler_ = handler; }
+  void start();
+
+  // The handler has output: send it at the end of this loop turn.
+  void request_flush();
+  // Send what is queued, half-close, wait briefly for the peer's EOF, then close.
+  void close_after_flush();
+  // Close now; queued output is dropped.
+  void abort();
+
+  const std::string& peer() const { return peer_; }
+  bool open() const { return state_ == State::kOpen; }
+  uint64_t id() const { return id_; }
+
+  void on_turn_end() noexcept override;
+
+ private:
+  enum class State { kOpen, kDraining, kWriteShut, kDead };
+
+  struct RecvOp final : loop::Completion {
+    Connection* c;
+    void on_complete(int res, uint32_t flags) noexcept override { c->on_recv(res, flags); }
+  };
+  struct SendOp final : loop::Completion {
+    Connection* c;
+    void on_complete(int res, uint32_t flags) noexcept override { c->on_send(res, flags); }
+  };
+
+  Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms);
+  ~Connection();
+
+  void arm_recv();
+  void on_recv(int res, uint32_t flags);
+  void on_send(int res, uint32_t flags);
+  void deliver(const Bytes& chunk);
+  bool deliver_tls(const Bytes& ciphertext);
+  void flush();
+  void submit_send();
+  void shut_write();
+  void die();
+  void maybe_free();
+  static void on_timer(void* self);
+  static void on_buffers_refilled(void* shard_list);
+
+  loop::Shard& shard_;
+  int fd_;
+  uint64_t id_;
+  std::string peer_;
+  State state_ = State::kOpen;
+  ConnectionHandler* handler_ = nullptr;
+  std::unique_ptr<TlsSession> tls_;
+  uint64_t handshake_timeout_ms_;
+
+  RecvOp recv_op_;
+  SendOp send_op_;
+  bool recv_armed_ = false;
+  bool starved_ = false;  // receive ended with -ENOBUFS; waiting for the ring to refill
+  bool send_in_flight_ = false;
+  bool freed_scheduled_ = false;
+  OutputQueue out_;
+  static constexpr size_t kMaxIov = 256;
+  iovec iov_[kMaxIov];
+  msghdr msg_{};
+  loop::Timer timer_;  // TLS handshake deadline, then linger after half-close
+};
+
+}  // namespace uringrpc::transport

@@ -1,0 +1,46 @@
+// OutputQueue: bytes a connection will send in its next batched sendmsg. Small frames
+// (headers, SETTINGS, DATA frame headers) are copied into one growing buffer; message
+// payloads are referenced (Bytes) and go to the kernel as their own iovecs, uncopied.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "uringrpc/bytes.h"
+
+namespace uringrpc::transport {
+
+class OutputQueue {
+ public:
+  void append_copy(const uint8_t* data, size_t len);
+  void append_ref(Bytes payload);
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return bytes_ == 0; }
+  void clear();
+
+  // Fills iov with the queued pieces (after all appends are done: copied pieces move
+  // when the buffer grows). Returns the number of iovecs, at most max.
+  size_t build_iovecs(iovec* iov, size_t max) const;
+  // Drops the first n bytes (a partial send), keeping the rest queued in order.
+  void consume(size_t n);
+  // Copies everything out contiguously (for TLS, which encrypts whole records).
+  void copy_to(std::string& out) const;
+
+ private:
+  struct Piece {
+    bool copied;       // true: bytes [offset, offset+len) of copies_
+    size_t offset;
+    size_t len;
+    Bytes ref;         // when !copied
+  };
+  std::string copies_;
+  std::vector<Piece> pieces_;
+  size_t first_ = 0;   // pieces before it were fully sent
+  size_t bytes_ = 0;
+};
+
+}  // namespace uringrpc::transport
