@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <stdexcept>
 
 #include "loop/log.h"
@@ -18,8 +19,7 @@ thread_local Shard* t_current = nullptr;
 }
 
 Shard::Shard(const ShardConfig& config)
-    : config_(config), ring_(config.ring_entries), timers_(TimerWheel::monotonic_now_ms()) {
-  buffers_ = std::make_unique<BufferRing>(ring_.raw(), config.recv_buffer_size, config.recv_buffer_count);
+    : config_(config), timers_(TimerWheel::monotonic_now_ms()) {
   event_fd_ = eventfd(0, EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::runtime_error("eventfd failed");
 }
@@ -30,23 +30,34 @@ Shard::~Shard() {
   inbox_.clear();
   deferred_.clear();
   buffers_.reset();
+  ring_.reset();
   if (event_fd_ >= 0) close(event_fd_);
 }
 
 Shard* Shard::current() noexcept { return t_current; }
 
 void Shard::start(std::function<void()> on_start) {
-  thread_ = std::thread([this, on_start = std::move(on_start)] {
+  std::promise<void> ready;
+  auto made = ready.get_future();
+  thread_ = std::thread([this, on_start = std::move(on_start), ready = std::move(ready)]() mutable {
     char name[16];
     std::snprintf(name, sizeof name, "uringrpc/%u", config_.index);
     pthread_setname_np(pthread_self(), name);
+    try {
+      ring_ = std::make_unique<Ring>(config_.ring_entries);
+      buffers_ = std::make_unique<BufferRing>(ring_->raw(), config_.recv_buffer_size, config_.recv_buffer_count);
+    } catch (...) {
+      ready.set_exception(std::current_exception());
+      return;
+    }
+    ready.set_value();
     t_current = this;
-    // SINGLE_ISSUER binds the ring to the first thread that submits: this one.
     wakeup_.arm();
     on_start();
     loop();
     t_current = nullptr;
   });
+  made.get();
 }
 
 void Shard::join() {
@@ -74,7 +85,7 @@ void Shard::post(std::function<void()> fn) {
 }
 
 void Shard::InboxWakeup::arm() {
-  io_uring_sqe* sqe = shard_.ring_.get_sqe();
+  io_uring_sqe* sqe = shard_.ring_->get_sqe();
   io_uring_prep_read(sqe, shard_.event_fd_, &value_, sizeof value_, 0);
   Ring::bind(sqe, this);
 }
@@ -126,7 +137,7 @@ void Shard::loop() {
     run_turn_end();
     if (exit_requested_ && holds_ == 0 && ready_.empty()) break;
     int64_t timeout = ready_.empty() ? timers_.ms_until_next(timers_.monotonic_now_ms()) : 0;
-    ring_.submit_and_wait(timeout);
+    ring_->submit_and_wait(timeout);
     timers_.advance(TimerWheel::monotonic_now_ms());
   }
 }

@@ -51,8 +51,9 @@ class Shard {
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // Runs `on_start` on the new thread (named "uringrpc/N") and then the loop until
-  // request_exit() and no offloaded work is still out.
+  // Starts the thread (named "uringrpc/N"), which makes its ring (SINGLE_ISSUER ties a
+  // ring to the thread that creates it), runs `on_start`, then the loop until
+  // request_exit() and no hold is left. Returns once the ring exists; rethrows its error.
   void start(std::function<void()> on_start);
   void join();
   // The shard whose thread this is, or null on other threads.
@@ -61,7 +62,7 @@ class Shard {
   bool on_own_thread() const noexcept { return current() == this; }
 
   // --- own thread only
-  Ring& ring() noexcept { return ring_; }
+  Ring& ring() noexcept { return *ring_; }
   BufferRing& buffers() noexcept { return *buffers_; }
   TimerWheel& timers() noexcept { return timers_; }
   uint64_t now_ms() const noexcept { return timers_.now_ms(); }
@@ -103,7 +104,7 @@ class Shard {
   void run_inbox();
 
   ShardConfig config_;
-  Ring ring_;
+  std::unique_ptr<Ring> ring_;
   std::unique_ptr<BufferRing> buffers_;
   TimerWheel timers_;
   std::vector<std::coroutine_handle<>> ready_;
