@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@ namespace uringrpc::transport {
 namespace {
 
 constexpr uint64_t kLingerMs = 2000;
+constexpr uint64_t kLingerPollMs = 5;
 constexpr size_t kFlushBudget = 1u << 20;
 constexpr size_t kTlsChunk = 16u << 10;
 
@@ -258,7 +261,8 @@ void Connection::close_after_flush() {
 void Connection::shut_write() {
   state_ = State::kWriteShut;
   ::shutdown(fd_, SHUT_WR);
-  shard_.timers().arm(timer_, shard_.now_ms() + kLingerMs);
+  linger_until_ms_ = shard_.now_ms() + kLingerMs;
+  shard_.timers().arm(timer_, shard_.now_ms() + kLingerPollMs);
   if (!recv_armed_ && !starved_) arm_recv();
 }
 
@@ -266,6 +270,16 @@ void Connection::abort() { die(); maybe_free(); }
 
 void Connection::on_timer(void* self) {
   auto* c = static_cast<Connection*>(self);
+  if (c->state_ == State::kWriteShut) {
+    // Closing while the peer has not yet acknowledged our last bytes could turn into a
+    // reset that discards them; once the send queue is empty, closing is safe.
+    int unacked = 0;
+    bool drained = ioctl(c->fd_, SIOCOUTQ, &unacked) != 0 || unacked == 0;
+    if (!drained && c->shard_.now_ms() < c->linger_until_ms_) {
+      c->shard_.timers().arm(c->timer_, c->shard_.now_ms() + kLingerPollMs);
+      return;
+    }
+  }
   if (c->state_ == State::kOpen && c->tls_ && !c->tls_->handshake_done()) {
     URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS handshake timed out", (unsigned long)c->id_,
                  c->peer_.c_str());

@@ -106,6 +106,7 @@ class Connection final : public loop::TurnHook {
   iovec iov_[kMaxIov];
   msghdr msg_{};
   loop::Timer timer_;  // TLS handshake deadline, then linger after half-close
+  uint64_t linger_until_ms_ = 0;
 };
 
 }  // namespace uringrpc::transport
