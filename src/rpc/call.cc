@@ -134,7 +134,7 @@ void Call::on_data(const Bytes& chunk) {
     window_held_ += queued_now;
   }
   if (stream_ && immediate) owner_.session().consume(*stream_, immediate);
-  if (!inbound_.empty()) wake();
+  if (!inbound_.empty()) wake_reader();
 }
 
 void Call::on_request_end() {
@@ -143,7 +143,7 @@ void Call::on_request_end() {
     cancel({StatusCode::INTERNAL, "request stream ended inside a message"});
     return;
   }
-  wake();
+  wake_reader();
 }
 
 std::optional<Bytes> Call::take_message() {
@@ -161,6 +161,14 @@ void Call::return_window(size_t message_bytes) {
     if (stream_) owner_.session().consume(*stream_, window_held_);
     window_held_ = 0;
   }
+}
+
+void Call::wake_reader() {
+  if (parked_reader_) wake();
+}
+
+void Call::wake_writer() {
+  if (!parked_reader_) wake();
 }
 
 void Call::wake() {
@@ -239,7 +247,7 @@ void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
     if (m.prefix_sent == kMessagePrefixSize && m.payload_sent == m.payload.size()) outbound_.pop_front();
   }
   // A writer waiting for the queue to drain may go on.
-  if (outbound_bytes_ <= owner_.config().write_watermark) wake();
+  if (outbound_bytes_ <= owner_.config().write_watermark) wake_writer();
 }
 
 void Call::body_trailers(http2::HeaderList& out) noexcept {

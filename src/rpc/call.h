@@ -66,9 +66,15 @@ class Call final : public http2::ResponseBody {
   // Write: queues the message; returns true if the writer must wait (over the watermark).
   // *ok is false if the RPC can no longer send.
   bool enqueue_write(Bytes payload, bool* ok);
-  void park_writer(std::coroutine_handle<> h) { parked_ = h; }
+  void park_writer(std::coroutine_handle<> h) {
+    parked_ = h;
+    parked_reader_ = false;
+  }
   bool read_ready() const { return !inbound_.empty() || half_closed_ || ended_; }
-  void park_reader(std::coroutine_handle<> h) { parked_ = h; }
+  void park_reader(std::coroutine_handle<> h) {
+    parked_ = h;
+    parked_reader_ = true;
+  }
   std::optional<Bytes> take_message();
   void resumed() { scheduled_ = nullptr; }
 
@@ -86,6 +92,9 @@ class Call final : public http2::ResponseBody {
   void on_handler_returned(Status status, Metadata trailing);
   void end(Status status, Metadata trailing);
   void submit_response_headers(bool with_body);
+  // Resumes the parked handler if it waits for what just happened.
+  void wake_reader();
+  void wake_writer();
   void wake();
   void destroy_handler();
   void release_admission();
@@ -106,6 +115,7 @@ class Call final : public http2::ResponseBody {
   // handler
   std::coroutine_handle<> runner_;
   std::coroutine_handle<> parked_;     // the handler waiting on a read or a write
+  bool parked_reader_ = false;
   std::coroutine_handle<> scheduled_;  // queued on the shard, not yet resumed
   bool handler_done_ = false;
   bool destroy_queued_ = false;
