@@ -13,6 +13,12 @@ namespace uringrpc::testing {
 
 namespace {
 
+// gRPC's default DNS resolver is c-ares, whose system library leaks 50 small blocks per
+// process: LeakSanitizer then fails every SANITIZE=1 test binary. The native resolver
+// (getaddrinfo) resolves "localhost" just as well. Set before main, so before gRPC reads it
+// at its first init; an explicit GRPC_DNS_RESOLVER in the environment still wins.
+const bool kNativeResolverChosen = [] { return setenv("GRPC_DNS_RESOLVER", "native", 0) == 0; }();
+
 // Distinct tags per operation kind: with one operation in flight at a time a tag names it.
 char kStartTag, kWriteTag, kWritesDoneTag, kReadTag, kFinishTag, kUnaryTag;
 
