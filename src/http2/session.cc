@@ -196,8 +196,8 @@ struct SessionCallbacks {
   }
 };
 
-Session::Session(transport::Connection& conn, const SessionSettings& settings, StreamListener& listener)
-    : conn_(&conn), listener_(listener) {
+Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener)
+    : conn_(&conn), listener_(listener), peer_(conn.peer()) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &SessionCallbacks::on_begin_headers);
@@ -239,7 +239,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   ssize_t rv = nghttp2_session_mem_recv(ng_, data.data(), data.size());
   input_ = nullptr;
   if (rv < 0) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", conn_ ? conn_->peer().c_str() : "?",
+    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer_.c_str(),
                  nghttp2_strerror(static_cast<int>(rv)));
     return false;
   }

@@ -1,4 +1,5 @@
-// Session: an nghttp2 server session over one transport::Connection. Bytes in through
+// Session: an nghttp2 server session over one transport (a socket Connection, or an
+// in-memory one in tests and fuzzers). Bytes in through
 // nghttp2_session_mem_recv, frames out through nghttp2_session_send into the
 // connection's output queue (DATA payloads by reference, NGHTTP2_DATA_FLAG_NO_COPY).
 // Requests go up to a StreamListener registered by the rpc layer.
@@ -10,7 +11,7 @@
 #include <memory>
 
 #include "http2/stream.h"
-#include "transport/connection.h"
+#include "transport/transport.h"
 
 namespace uringrpc::http2 {
 
@@ -40,7 +41,7 @@ struct SessionSettings {
 
 class Session final : public transport::ConnectionHandler {
  public:
-  Session(transport::Connection& conn, const SessionSettings& settings, StreamListener& listener);
+  Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -60,7 +61,7 @@ class Session final : public transport::ConnectionHandler {
   void close_now();
   // Final GOAWAY (if not sent yet), then close once everything queued is out.
   void close_after_flush();
-  const std::string& peer() const { return conn_->peer(); }
+  const std::string& peer() const { return peer_; }
   size_t open_streams() const { return open_streams_; }
   void request_flush() {
     if (conn_) conn_->request_flush();
@@ -75,8 +76,9 @@ class Session final : public transport::ConnectionHandler {
   friend struct SessionCallbacks;
   void check_done();
 
-  transport::Connection* conn_;
+  transport::Transport* conn_;
   StreamListener& listener_;
+  std::string peer_;  // kept: calls may ask after the transport is gone
   nghttp2_session* ng_ = nullptr;
   const Bytes* input_ = nullptr;           // the chunk mem_recv is parsing (for zero-copy slices)
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing

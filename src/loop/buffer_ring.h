@@ -27,6 +27,8 @@ class BufferRing {
   // owns the buffer until it and all its slices are gone.
   Bytes take(uint16_t id, uint32_t len);
   uint32_t buffer_size() const { return buffer_size_; }
+  // Whether p points into this ring's buffers (tests use it to prove zero-copy receives).
+  bool contains(const uint8_t* p) const { return p >= memory_ && p < memory_ + memory_bytes_; }
   uint32_t free_buffers() const { return free_; }
   // Called (once) each time the ring goes from empty to non-empty, so receives that
   // ended with -ENOBUFS can be re-armed.

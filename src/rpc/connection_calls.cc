@@ -19,7 +19,7 @@ bool is_grpc_content_type(std::string_view ct) {
 
 }  // namespace
 
-ConnectionCalls::ConnectionCalls(loop::Shard& shard, transport::Connection& conn, const RpcConfig& config,
+ConnectionCalls::ConnectionCalls(loop::Shard& shard, transport::Transport& conn, const RpcConfig& config,
                                  const http2::SessionSettings& settings)
     : shard_(shard), config_(config), session_(conn, settings, *this) {}
 

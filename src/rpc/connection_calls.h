@@ -13,7 +13,7 @@ namespace uringrpc::rpc {
 
 class ConnectionCalls final : public http2::StreamListener {
  public:
-  ConnectionCalls(loop::Shard& shard, transport::Connection& conn, const RpcConfig& config,
+  ConnectionCalls(loop::Shard& shard, transport::Transport& conn, const RpcConfig& config,
                   const http2::SessionSettings& settings);
   ~ConnectionCalls();
 

@@ -110,9 +110,23 @@ class ServerImpl {
       return;
     }
     for (auto& s : shards_) s->post_shutdown(deadline);
+    cv_.notify_all();  // a wait() may now take the joining role
     if (loop::Shard::current()) return;  // from a handler: the shutdown goes on without us
+    join(lock);
+  }
+
+  void wait() {
+    if (loop::Shard::current()) throw UsageError("Server::wait() called from a handler");
+    std::unique_lock<std::mutex> lock(mu_);
+    join(lock);
+  }
+
+ private:
+  // Returns once every shard thread has ended. Exactly one caller joins the threads (a
+  // thread cannot be joined twice); the others wait for it.
+  void join(std::unique_lock<std::mutex>& lock) {
     while (!joined_) {
-      if (!joining_) {
+      if (stopping_ && !joining_) {
         joining_ = true;
         lock.unlock();
         for (auto& s : shards_) s->join();
@@ -126,12 +140,7 @@ class ServerImpl {
     }
   }
 
-  void wait() {
-    if (loop::Shard::current()) throw UsageError("Server::wait() called from a handler");
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return joined_; });
-  }
-
+ public:
   const ServerOptions& options() const { return options_; }
 
  private:

@@ -11,6 +11,7 @@
 #include "loop/shard.h"
 #include "rpc/call.h"
 #include "rpc/connection_calls.h"
+#include "transport/connection.h"
 #include "transport/tls_context.h"
 
 namespace uringrpc::server {

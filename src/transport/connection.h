@@ -14,6 +14,7 @@
 #include "loop/shard.h"
 #include "loop/timer_wheel.h"
 #include "transport/output_queue.h"
+#include "transport/transport.h"
 #include "uringrpc/bytes.h"
 
 namespace uringrpc::transport {
@@ -21,23 +22,7 @@ namespace uringrpc::transport {
 class TlsContext;
 class TlsSession;
 
-// The protocol on top of a connection (the HTTP/2 session), registered from above.
-class ConnectionHandler {
- public:
-  // Plaintext arrived. `data` may share a receive buffer; keep slices of it, not pointers.
-  // Returning false closes the connection after what is queued has been sent.
-  virtual bool on_bytes(const Bytes& data) noexcept = 0;
-  // Called when the connection can send: append up to about `budget` bytes.
-  virtual void produce_output(OutputQueue& out, size_t budget) noexcept = 0;
-  // The transport is gone (peer closed, error, close finished). Called once; after it the
-  // handler must not touch the connection.
-  virtual void on_closed() noexcept = 0;
-
- protected:
-  ~ConnectionHandler() = default;
-};
-
-class Connection final : public loop::TurnHook {
+class Connection final : public Transport, public loop::TurnHook {
  public:
   // Takes ownership of fd. The object lives until its teardown completes.
   static Connection* create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
@@ -46,13 +31,13 @@ class Connection final : public loop::TurnHook {
   void start();
 
   // The handler has output: send it at the end of this loop turn.
-  void request_flush();
-  // Send what is queued, half-close, wait briefly for the peer's EOF, then close.
-  void close_after_flush();
+  void request_flush() override;
+  // Send what is queued, half-close, wait until the peer has it (or briefly), then close.
+  void close_after_flush() override;
   // Close now; queued output is dropped.
-  void abort();
+  void abort() override;
 
-  const std::string& peer() const { return peer_; }
+  const std::string& peer() const override { return peer_; }
   bool open() const { return state_ == State::kOpen; }
   uint64_t id() const { return id_; }
 
