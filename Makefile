@@ -52,7 +52,8 @@ $(DEPS_STAMP):
 	@mkdir -p $(@D) && touch $@
 
 # Generated protobuf headers must exist before anything that includes them compiles.
-$(LIB_OBJS) $(COMMON_TEST_OBJS) $(UNIT_OBJS) $(E2E_OBJS) $(SEED_LIB_OBJS) $(SEED_TEST_OBJS): | $(PROTO_SRCS)
+$(LIB_OBJS) $(COMMON_TEST_OBJS) $(UNIT_OBJS) $(E2E_OBJS) $(SEED_LIB_OBJS) $(SEED_TEST_OBJS) \
+  $(BUILD)/obj/examples/greeter_server.o $(BUILD)/obj/tests/seed/seed_server_main.o: | $(PROTO_SRCS)
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -94,14 +95,19 @@ test: $(TEST_BINS) $(PROGRAMS)
 	@BUILD=$(BUILD) bash tests/run_all.sh
 
 run: $(BUILD)/bin/example-server
-	@echo "example server on localhost:50051; call it with:"
-	@echo "  grpc_cli call localhost:50051 helloworld.Greeter.SayHello 'name: \"you\"'   (or any gRPC client)"
+	@echo "example server on localhost:50051 (Ctrl-C stops it); call it with any gRPC client, e.g. see examples/README.md"
 	$(BUILD)/bin/example-server --port 50051
 
+# Benchmarks arrive with the performance work (perf/README.md says what is there).
+bench:
+	@echo "no benchmarks yet: see perf/README.md" >&2; exit 1
+
 install: $(LIB)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/uringrpc $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/uringrpc $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/uringrpc/*.h $(DESTDIR)$(PREFIX)/include/uringrpc/
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 	sed 's|@PREFIX@|$(PREFIX)|' uringrpc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/uringrpc.pc
 
 clean:

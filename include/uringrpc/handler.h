@@ -89,6 +89,11 @@ Task<void> run_bidi_streaming(const F& f, ServerContext& ctx) {
 
 }  // namespace detail
 
+// A handler is a function or a lambda with the exact signatures below (member functions
+// and generic lambdas are not deduced: wrap them in a lambda capturing the object).
+// A capturing lambda is safe here: the server keeps the lambda object alive for its whole
+// life, so a coroutine frame's reference to its captures never dangles.
+
 // Task<Resp> f(Req, ServerContext&)
 template <class F>
 MethodHandler unary(F f) {

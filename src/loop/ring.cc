@@ -2,6 +2,7 @@
 #include "loop/ring.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -45,17 +46,24 @@ io_uring_sqe* Ring::get_sqe() {
 
 void Ring::submit_and_wait(int64_t timeout_ms) {
   ++enters_;
+  int rc;
   if (timeout_ms == 0) {
-    io_uring_submit_and_get_events(&ring_);
+    rc = io_uring_submit_and_get_events(&ring_);
   } else if (timeout_ms < 0) {
-    io_uring_submit_and_wait(&ring_, 1);
+    rc = io_uring_submit_and_wait(&ring_, 1);
   } else {
     __kernel_timespec ts{};
     ts.tv_sec = timeout_ms / 1000;
     ts.tv_nsec = (timeout_ms % 1000) * 1000000;
     io_uring_cqe* cqe = nullptr;
     // With EXT_ARG the wait needs no timeout SQE; -ETIME is an ordinary wake-up.
-    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  }
+  // EINTR/ETIME are wake-ups; EAGAIN/EBUSY mean the CQ is full and draining fixes it.
+  // Anything else is a broken ring: spinning on it would hide the bug, so stop loudly.
+  if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
+    URINGRPC_LOG(LogLevel::kError, "io_uring_enter failed: %s", std::strerror(-rc));
+    std::abort();
   }
   drain();
 }
