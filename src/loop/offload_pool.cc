@@ -103,9 +103,10 @@ void SleepAwaiter::await_suspend(std::coroutine_handle<> h) {
   auto* shard = loop::Shard::current();
   if (!shard) throw UsageError("uringrpc::sleep_for must be awaited from a handler on a shard");
   op_.reset(new detail::SleepOp(*shard, h));
-  // Round up: never wake before the requested time.
+  // Round up, plus one: the wheel's clock is floored to whole milliseconds, so this never
+  // wakes before the requested time has passed.
   auto ms = (duration_.count() + 999999) / 1000000;
-  op_->arm(loop::TimerWheel::monotonic_now_ms() + static_cast<uint64_t>(ms));
+  op_->arm(loop::TimerWheel::monotonic_now_ms() + static_cast<uint64_t>(ms) + 1);
 }
 
 }  // namespace uringrpc
