@@ -65,7 +65,9 @@ class Shard {
   Ring& ring() noexcept { return *ring_; }
   BufferRing& buffers() noexcept { return *buffers_; }
   TimerWheel& timers() noexcept { return timers_; }
-  uint64_t now_ms() const noexcept { return timers_.now_ms(); }
+  // The clock, read now: the wheel's own time is that of its last advance, which can be
+  // as old as the loop's last sleep in io_uring_enter.
+  uint64_t now_ms() const noexcept { return TimerWheel::monotonic_now_ms(); }
   void schedule(std::coroutine_handle<> h) { ready_.push_back(h); }
   // Drops a queued resumption of h (its frame is about to be destroyed).
   void unschedule(std::coroutine_handle<> h);

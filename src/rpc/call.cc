@@ -106,7 +106,14 @@ void Call::on_data(const Bytes& chunk) {
     owner_.session().consume(*stream_, chunk.size());
     return;
   }
-  size_t before = inbound_bytes_;
+  // The window for these bytes goes back now unless the handler is behind: then it goes
+  // back when the handler takes messages, so a handler that does not read stops its
+  // client once the queue is full (partial messages are bounded by the size limit).
+  if (inbound_bytes_ > owner_.config().read_watermark) {
+    window_held_ += chunk.size();
+  } else {
+    owner_.session().consume(*stream_, chunk.size());
+  }
   auto err = deframer_.feed(chunk, [this](Bytes message, bool compressed) {
     if (compressed) {
       // We advertise no compression, so a compressed message cannot be decoded.
@@ -123,17 +130,10 @@ void Call::on_data(const Bytes& chunk) {
   } else if (err == Deframer::Error::kBadFlag && !ended_) {
     cancel({StatusCode::INTERNAL, "invalid gRPC message flag"});
   }
-  // Window goes back now for bytes nobody queues (partial messages are bounded by the
-  // size limit); bytes of queued messages go back when the handler takes them, so a
-  // handler that does not read stops the client once its queue is full.
-  size_t queued_now = inbound_bytes_ - before;
-  size_t immediate = chunk.size() > queued_now ? chunk.size() - queued_now : 0;
-  if (ended_ || inbound_bytes_ <= owner_.config().read_watermark) {
-    immediate = chunk.size();
-  } else {
-    window_held_ += queued_now;
+  if (ended_ && window_held_ && stream_) {
+    owner_.session().consume(*stream_, window_held_);
+    window_held_ = 0;
   }
-  if (stream_ && immediate) owner_.session().consume(*stream_, immediate);
   if (!inbound_.empty()) wake_reader();
 }
 
