@@ -184,8 +184,7 @@ void Call::add_initial_metadata(std::string k, std::string v) {
   initial_.emplace_back(std::move(k), std::move(v));
 }
 
-void Call::submit_response_headers(bool with_body) {
-  (void)with_body;
+void Call::submit_response_headers() {
   headers_sent_ = true;
   if (!stream_) return;
   http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
@@ -199,7 +198,7 @@ void Call::submit_response_headers(bool with_body) {
 }
 
 void Call::send_initial_metadata() {
-  if (!headers_sent_ && !ended_) submit_response_headers(true);
+  if (!headers_sent_ && !ended_) submit_response_headers();
 }
 
 bool Call::enqueue_write(Bytes payload, bool* ok) {
@@ -214,7 +213,7 @@ bool Call::enqueue_write(Bytes payload, bool* ok) {
   outbound_bytes_ += kMessagePrefixSize + m.payload.size();
   outbound_.push_back(std::move(m));
   if (!headers_sent_) {
-    submit_response_headers(true);
+    submit_response_headers();
   } else {
     owner_.session().resume_body(*stream_);
   }

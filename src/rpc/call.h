@@ -91,7 +91,7 @@ class Call final : public http2::ResponseBody {
   Runner run(Task<void> task);
   void on_handler_returned(Status status, Metadata trailing);
   void end(Status status, Metadata trailing);
-  void submit_response_headers(bool with_body);
+  void submit_response_headers();
   // Resumes the parked handler if it waits for what just happened.
   void wake_reader();
   void wake_writer();
