@@ -3,6 +3,7 @@
 // the server life cycle seen from a handler (stop inside a handler, destructor stops).
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -180,6 +181,43 @@ TEST(ServerLifecycle, DestroyingARunningServerStopsItAndFreesThePort) {
   }
   uringrpc::Server again(uringrpc::ServerOptions{.so_reuseport = false});
   EXPECT_EQ(again.add_insecure_port("127.0.0.1:" + std::to_string(port)), port);
+}
+
+TEST(ServerLifecycle, UnixSocketPortServesTheRealClientAndNamesThePeer) {
+  std::string path = "/tmp/uringrpc-e2e-" + std::to_string(getpid()) + ".sock";
+  uringrpc::Server server;
+  server.add_method("/rt.Svc/Peer", uringrpc::unary([](Bytes, ServerContext& ctx) -> Task<Bytes> {
+    co_return Bytes(std::string(ctx.peer()));
+  }));
+  EXPECT_EQ(server.add_insecure_port("unix:" + path), 0);
+  server.start();
+  auto r = unary_call(make_channel("unix:" + path), "/rt.Svc/Peer", "");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(r.responses.at(0).rfind("unix:", 0), 0u) << r.responses.at(0);
+  server.stop();
+}
+
+TEST(ServerLifecycle, GracefulStopRefusesNewCallsAndLetsCallsInFlightFinish) {
+  uringrpc::Server server;
+  std::atomic<bool> started{false};
+  server.add_method("/rt.Svc/Slow", uringrpc::unary([&](Bytes b, ServerContext&) -> Task<Bytes> {
+    started = true;
+    co_await uringrpc::sleep_for(800ms);
+    co_return b;
+  }));
+  int port = server.add_insecure_port("127.0.0.1:0");
+  server.start();
+  auto channel = make_channel("127.0.0.1:" + std::to_string(port));
+  auto in_flight = uringrpc::testing::start_unary_call(channel, "/rt.Svc/Slow", "first", 10s);
+  for (int i = 0; i < 200 && !started; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(started);
+  std::thread stopper([&] { server.stop(5s); });
+  std::this_thread::sleep_for(100ms);  // the stop is under way
+  auto refused = unary_call(channel, "/rt.Svc/Slow", "second", 2s);
+  EXPECT_FALSE(refused.ok()) << describe(refused);
+  auto r = in_flight.get();
+  EXPECT_TRUE(r.ok()) << describe(r);
+  stopper.join();
 }
 
 TEST(ServerLifecycle, MisuseThrowsUsageErrorOrInvalidArgument) {
