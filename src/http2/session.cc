@@ -230,6 +230,12 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
 }
 
 Session::~Session() {
+  // nghttp2_session_del reports no stream closes: free what is still open ourselves.
+  while (streams_) {
+    Stream* st = streams_;
+    streams_ = st->next;
+    delete st;
+  }
   if (ng_) nghttp2_session_del(ng_);
 }
 
