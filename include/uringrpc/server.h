@@ -41,10 +41,55 @@ struct ServerOptions {
   // Receive buffers of each shard's provided-buffer ring.
   uint32_t recv_buffer_size = 16u << 10;
   uint32_t recv_buffer_count = 512;
-  // A TLS handshake must finish within this time.
-  std::chrono::milliseconds tls_handshake_timeout{10000};
+  // A new connection must finish its TLS handshake (secure ports) and send the HTTP/2
+  // client preface within this time, or it is closed.
+  std::chrono::milliseconds handshake_timeout{10000};
   // Threads running uringrpc::offload() work.
   unsigned offload_threads = 2;
+
+  // ---- Limits against misbehaving peers (what gRPC core and Envoy do by default).
+  // Advertised SETTINGS_MAX_HEADER_LIST_SIZE (name + value + 32 per field). A larger
+  // request header list is answered with RESOURCE_EXHAUSTED; nothing past the limit is copied.
+  uint32_t max_header_list_bytes = 16u << 10;
+  // A client PING arriving sooner than min_client_ping_interval after the previous one
+  // (min_client_ping_interval_idle when no call is open) is a strike; sending DATA or
+  // HEADERS forgives them. More than max_ping_strikes: GOAWAY ENHANCE_YOUR_CALM
+  // "too_many_pings". 0 strikes: no limit.
+  unsigned max_ping_strikes = 2;
+  std::chrono::milliseconds min_client_ping_interval{5 * 60 * 1000};
+  std::chrono::milliseconds min_client_ping_interval_idle{2 * 60 * 60 * 1000};
+  // The server PINGs a connection after keepalive_time without reading from it and closes
+  // it when no ack arrives within keepalive_timeout. 0: no keepalive pings.
+  std::chrono::milliseconds keepalive_time{2 * 60 * 60 * 1000};
+  std::chrono::milliseconds keepalive_timeout{20 * 1000};
+  // A connection with no call open for max_connection_idle, or older than
+  // max_connection_age (each ±10% jitter), gets a graceful GOAWAY; calls still running
+  // max_connection_age_grace after an age GOAWAY are cancelled. 0: off.
+  std::chrono::milliseconds max_connection_idle{0};
+  std::chrono::milliseconds max_connection_age{0};
+  std::chrono::milliseconds max_connection_age_grace{0};
+  // DATA or HEADERS frames with no payload and no END_STREAM accepted in a row; one more
+  // is a GOAWAY ENHANCE_YOUR_CALM. 0: no limit.
+  unsigned max_empty_frames = 10;
+  // RST_STREAMs a peer may make the server send for its malformed frames (MadeYouReset):
+  // a bucket of reset_burst tokens refilled at reset_refill_per_second. Empty:
+  // GOAWAY ENHANCE_YOUR_CALM. Client resets are limited the same way by nghttp2.
+  unsigned reset_burst = 1000;
+  unsigned reset_refill_per_second = 33;
+  // Output a connection may have queued (frames waiting in HTTP/2 plus bytes not yet
+  // written) before the server stops reading from it until the peer catches up.
+  size_t max_queued_output_frames = 10000;
+  size_t max_queued_output_bytes = 1u << 20;
+  // A stream with response data waiting on a zero flow-control window for this long is
+  // reset (RST_STREAM CANCEL) and its handler cancelled. 0: never.
+  std::chrono::milliseconds stalled_stream_timeout{5 * 60 * 1000};
+  // Connections open at once across the server; at the cap accepting pauses (existing
+  // connections keep working). 0: no cap.
+  size_t max_connections = 0;
+  // Bytes all connections may buffer together (request messages waiting for handlers,
+  // response messages waiting for the network). Beyond it new calls get
+  // RESOURCE_EXHAUSTED. Shared evenly by the shards. 0: no budget.
+  size_t max_buffered_bytes = size_t{1} << 30;
 };
 
 class Server {

@@ -78,7 +78,7 @@ class ServerImpl {
     setup.http2.max_concurrent_streams = options_.max_concurrent_streams;
     setup.http2.stream_window_bytes = options_.stream_window_bytes;
     setup.http2.connection_window_bytes = options_.connection_window_bytes;
-    setup.tls_handshake_timeout_ms = static_cast<uint64_t>(options_.tls_handshake_timeout.count());
+    setup.tls_handshake_timeout_ms = static_cast<uint64_t>(options_.handshake_timeout.count());
     setup.loop.recv_buffer_size = options_.recv_buffer_size;
     setup.loop.recv_buffer_count = options_.recv_buffer_count;
     setup.loop.offload_pool = offload_.get();

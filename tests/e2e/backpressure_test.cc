@@ -72,7 +72,7 @@ TEST(Backpressure, HandlerThatDoesNotReadStopsTheClientOnceWindowAndQueueAreFull
 TEST(TlsHandshake, ConnectionThatNeverCompletesTheHandshakeIsClosedAfterTheTimeout) {
   const auto& pki = uringrpc::testing::test_pki();
   uringrpc::ServerOptions options;
-  options.tls_handshake_timeout = 300ms;
+  options.handshake_timeout = 300ms;
   uringrpc::Server server(options);
   server.add_method("/bp.Svc/Echo", uringrpc::unary([](Bytes b, ServerContext&) -> Task<Bytes> { co_return b; }));
   int port = server.add_secure_port(
