@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.parse
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from raw_h2 import (  # noqa: E402
     BLOCK_BRIEFLY, SEED_REQUEST, SEED_RESPONSE, UNARY, Conn, block, grpc_fields, grpc_message, main_with)

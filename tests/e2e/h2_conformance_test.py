@@ -18,6 +18,7 @@ import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from raw_h2 import (  # noqa: E402
     ACK, BLOCK_FOREVER, CODE, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENABLE_PUSH, GOAWAY,
