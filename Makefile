@@ -41,7 +41,7 @@ SEED_LIB_OBJS := $(BUILD)/obj/tests/seed/seed_service.o
 SEED_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/seed/*_test.cc))
 
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
-PROGRAMS  := $(BUILD)/bin/seed-server $(BUILD)/bin/example-server
+PROGRAMS  := $(BUILD)/bin/seed-server $(BUILD)/bin/example-server $(BUILD)/bin/abuse-server
 
 .PHONY: all deps test run bench install clean
 all: $(LIB) $(PROGRAMS)
@@ -90,6 +90,19 @@ $(BUILD)/tests/e2e-tests: $(E2E_OBJS) $(COMMON_TEST_OBJS) $(PROTO_OBJS) $(LIB)
 $(BUILD)/tests/seed-tests: $(SEED_TEST_OBJS) $(SEED_LIB_OBJS) $(COMMON_TEST_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+# ---- abuse suite (tests/abuse)
+# abuse-server is the target of tests/abuse/*_test.py (run by `make test` through
+# tests/run_all.sh) and of `make soak SOAK_SECONDS=N` (default 600: ten one-minute rows).
+SOAK_SECONDS ?= 600
+$(BUILD)/bin/abuse-server: $(BUILD)/obj/tests/abuse/abuse_server.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+
+.PHONY: soak
+soak: $(BUILD)/bin/abuse-server
+	BUILD=$(BUILD) /usr/bin/python3 tests/abuse/soak.py --seconds $(SOAK_SECONDS)
+# ---- end abuse suite
 
 test: $(TEST_BINS) $(PROGRAMS)
 	@BUILD=$(BUILD) bash tests/run_all.sh
