@@ -93,19 +93,21 @@ def rapid_reset(ctx, total=5000, batch=50):
         conn.close()
     check(sent >= total, "only %d of %d open-then-resets sent in 30 s" % (sent, total))
     started, cancelled = handlers_settle(ctx, SLOW, *before)
-    # nghttp2's own bucket for client resets (1000, +33/s; not a ServerOptions field) must end
-    # every connection that went well past it, and never one that stayed under it.
+    # A bucket of ~1000 resets (+33/s) must end every connection that went well past it:
+    # nghttp2's own for client resets (not a ServerOptions field; INTERNAL_ERROR) or ours
+    # (reset_burst; ENHANCE_YOUR_CALM), which also counts the server's REFUSED_STREAMs when a
+    # burst of open-then-resets briefly holds more streams than max_concurrent_streams.
+    # A floor of 100 catches a connection cut off by a mere handful of cancellations.
     check(len(accepted) >= total // (NGHTTP2_CLIENT_RESET_BURST + 33 * 30) and accepted,
           "%d open-then-resets, conns ended: %s (expected GOAWAY past ~%d per connection)"
           % (sent, outcomes, NGHTTP2_CLIENT_RESET_BURST))
-    over = [(n, round(t, 1)) for n, t in accepted if not
-            NGHTTP2_CLIENT_RESET_BURST * 0.9 <= n <= NGHTTP2_CLIENT_RESET_BURST + 33 * t + 100]
-    check(not over, "GOAWAY after (streams, seconds) %s; nghttp2's bucket is %d + 33/s" % (over, NGHTTP2_CLIENT_RESET_BURST))
+    over = [(n, round(t, 1)) for n, t in accepted if not 100 <= n <= NGHTTP2_CLIENT_RESET_BURST + 33 * t + 100]
+    check(not over, "GOAWAY after (streams, seconds) %s; the bucket is %d + 33/s" % (over, NGHTTP2_CLIENT_RESET_BURST))
     check(started == cancelled, "%d Slow handlers started, only %d cancelled 3 s after their streams were reset"
           % (started, cancelled))
-    return "%d resets on %d conns, each ended: %s after ~%d streams; %d handlers started, all cancelled" % (
+    return "%d resets on %d conns: %s after %s streams; %d handlers started, all cancelled" % (
         sent, sum(outcomes.values()), ", ".join("%s x%d" % kv for kv in outcomes.items()),
-        accepted[0][0] if accepted else 0, started)
+        "/".join(str(n) for n, _ in accepted), started)
 
 
 def made_you_reset(ctx, total=5000, batch=50):
@@ -228,7 +230,7 @@ def continuation_flood(ctx, max_frames=10000):
     check(conn.goaway is not None or closed, "%d CONTINUATION frames accepted and the connection is still open" % sent)
     check(closed, "%s but the connection was not closed within 5 s" % goaway_text(conn))
     conn.close()
-    return "%s, closed (%d CONTINUATIONs sent)" % (goaway_text(conn), sent)
+    return "%s, closed (%s) after %d CONTINUATIONs sent" % (goaway_text(conn), conn.closed, sent)
 
 
 def expect_resource_exhausted(conn, sid, what, within=3.0):
@@ -322,7 +324,9 @@ def ping_flood_reading(ctx, max_pings=2000):
     check(code == ENHANCE_YOUR_CALM and debug == b"too_many_pings",
           "%s (expected GOAWAY ENHANCE_YOUR_CALM 'too_many_pings')" % goaway_text(conn))
     strikes = ctx.flag("max-ping-strikes", 2)
-    check(conn.ping_acks <= strikes + 1, "%d pings acked before the GOAWAY; %d strikes allowed" % (conn.ping_acks, strikes))
+    # The first ping is free, each later one a strike, the one past the strikes the GOAWAY's
+    # cause (nghttp2 acks it too): at most strikes + 2 ACKs.
+    check(conn.ping_acks <= strikes + 2, "%d pings acked before the GOAWAY; %d strikes allowed" % (conn.ping_acks, strikes))
     conn.close()
     return "%s after %d acked pings" % (goaway_text(conn), conn.ping_acks)
 

@@ -261,7 +261,7 @@ class Suite:
               "server fds %d, RSS %.1f MiB" % (title, self.idle_p99, len(idle), P99_FLOOR_MS, self.bound_ms,
                                                self.baseline_fds, self.server.rss_kib() / 1024.0), flush=True)
 
-    def run(self, attack):
+    def run(self, attack, quiet=False):
         name, fn, rss_bound_mib = attack.name, attack.fn, attack.rss_bound_mib
         failures = []
         outcome = "?"
@@ -304,9 +304,10 @@ class Suite:
             failures.append("server died (exit %s): %s" % (self.server.proc.poll(), self.server.stderr_tail()))
         row = Row(name, outcome, ok, len(calls), lat_p99, self.bound_ms, growth, rss_bound_mib * 1024, failures)
         self.rows.append(row)
-        print("  %-28s %s%s" % (name, "ok  " if not failures else "FAIL", "  " + outcome), flush=True)
-        for f in failures:
-            print("      - " + f, flush=True)
+        if not quiet or failures:
+            print("  %-28s %s%s" % (name, "ok  " if not failures else "FAIL", "  " + outcome), flush=True)
+            for f in failures:
+                print("      - " + f, flush=True)
         return row
 
     def table(self):
