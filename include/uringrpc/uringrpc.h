@@ -7,6 +7,7 @@
 #include "uringrpc/errors.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/metadata.h"
+#include "uringrpc/peer_identity.h"
 #include "uringrpc/server.h"
 #include "uringrpc/server_context.h"
 #include "uringrpc/status.h"

@@ -1,5 +1,5 @@
 // Builds the shared server SSL_CTX from PEM credentials (and loads those credentials from
-// files). Runs at configuration time on the application's thread, so errors throw
+// files), including the client-certificate policy of mutual TLS. Runs at configuration time on the application's thread, so errors throw
 // std::invalid_argument; the per-connection I/O path lives in tls_session.cc and never throws.
 #include "transport/tls_context.h"
 
@@ -54,6 +54,10 @@ TlsCredentials TlsCredentials::from_files(const std::string& cert_chain_path,
   std::string chain = read_whole_file(cert_chain_path, "certificate chain");
   std::string key = read_whole_file(key_path, "private key");
   return from_pem(std::move(chain), std::move(key));
+}
+
+void TlsCredentials::load_client_ca_file(const std::string& path) {
+  client_ca_pem = read_whole_file(path, "client CA");
 }
 
 }  // namespace uringrpc
@@ -116,12 +120,16 @@ struct X509Free {
 struct PkeyFree {
   void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
 };
+struct StoreFree {
+  void operator()(X509_STORE* s) const noexcept { X509_STORE_free(s); }
+};
 struct CtxFree {
   void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
 };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
 using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
 
 [[noreturn]] void fail(const std::string& what) {
@@ -178,6 +186,69 @@ void load_key(SSL_CTX* ctx, const std::string& pem) {
   }
 }
 
+const char* mode_name(ClientCertificate mode) {
+  switch (mode) {
+    case ClientCertificate::kNone: return "kNone";
+    case ClientCertificate::kRequest: return "kRequest";
+    case ClientCertificate::kRequire: return "kRequire";
+  }
+  return "an unknown value";
+}
+
+// Client certificates are checked against a store of their own (the verify store) rather than
+// the context's default store, which OpenSSL may also consult to complete our own chain: a
+// client CA must never end up in what we send, nor our chain's CA become a client root.
+void configure_client_certificates(SSL_CTX* ctx, const TlsCredentials& credentials) {
+  ClientCertificate mode = credentials.client_certificate;
+  if (mode == ClientCertificate::kNone) {
+    if (!credentials.client_ca_pem.empty()) {
+      fail("client_ca_pem is set but client_certificate is kNone; set kRequest or kRequire to "
+           "verify clients, or leave client_ca_pem empty");
+    }
+    return;  // SSL_VERIFY_NONE, OpenSSL's default: no CertificateRequest is sent
+  }
+  if (mode != ClientCertificate::kRequest && mode != ClientCertificate::kRequire) {
+    fail("client_certificate has an unknown value");
+  }
+  if (credentials.client_ca_pem.empty()) {
+    fail(std::string("client_certificate is ") + mode_name(mode) +
+         " but client_ca_pem is empty; it needs the CA certificates clients chain to");
+  }
+  StorePtr store(X509_STORE_new());
+  if (!store) fail("cannot allocate the client CA store");
+  BioPtr bio = pem_bio(credentials.client_ca_pem);
+  int count = 0;
+  for (;;) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr));
+    if (!cert) {
+      if (pem_at_end()) {
+        ERR_clear_error();
+        break;
+      }
+      fail("cannot parse certificate #" + std::to_string(count + 1) + " in client_ca_pem");
+    }
+    ++count;
+    // Both copy what they need: the store takes a reference, the CA list the subject name.
+    if (X509_STORE_add_cert(store.get(), cert.get()) != 1) {
+      fail("cannot add certificate #" + std::to_string(count) + " of client_ca_pem to the store");
+    }
+    // The names go into CertificateRequest so a client holding several certificates can
+    // pick the one we will accept.
+    if (SSL_CTX_add_client_CA(ctx, cert.get()) != 1) {
+      fail("cannot add certificate #" + std::to_string(count) + " of client_ca_pem to the CA list");
+    }
+  }
+  if (count == 0) fail("client_ca_pem holds no PEM certificate");
+  // set0 takes ownership on success.
+  if (SSL_CTX_set0_verify_cert_store(ctx, store.get()) != 1) fail("cannot set the client CA store");
+  (void)store.release();
+  // No verify callback: OpenSSL's verdict stands, so a certificate that does not verify
+  // fails the handshake in both modes (with an alert that names the reason).
+  int flags = SSL_VERIFY_PEER;
+  if (mode == ClientCertificate::kRequire) flags |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(ctx, flags, nullptr);
+}
+
 }  // namespace
 
 std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials) {
@@ -207,6 +278,7 @@ std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials
 
   load_chain(ctx.get(), credentials.certificate_chain_pem);
   load_key(ctx.get(), credentials.private_key_pem);
+  configure_client_certificates(ctx.get(), credentials);
 
   ERR_clear_error();
   return std::shared_ptr<TlsContext>(new TlsContext(ctx.release()));

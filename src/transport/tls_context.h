@@ -14,8 +14,9 @@ namespace uringrpc::transport {
 
 class TlsContext {
  public:
-  // Throws std::invalid_argument saying which PEM failed to parse, or that the key does not
-  // match the certificate, with OpenSSL's reason appended.
+  // Throws std::invalid_argument saying which PEM failed to parse, that the key does not
+  // match the certificate, or what the client-certificate settings lack, with OpenSSL's
+  // reason appended.
   static std::shared_ptr<TlsContext> create(const TlsCredentials& credentials);
 
   ~TlsContext();

@@ -3,16 +3,23 @@
 // of a secure connection, so it never blocks, never throws and never touches an fd.
 #include "transport/tls_session.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace uringrpc::transport {
 
@@ -42,6 +49,67 @@ const char* ssl_error_name(int e) {
     case SSL_ERROR_WANT_X509_LOOKUP: return "unexpected want-x509-lookup";
     default: return "unexpected SSL error";
   }
+}
+
+struct BioFree {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+struct GeneralNamesFree {
+  void operator()(GENERAL_NAMES* n) const noexcept { GENERAL_NAMES_free(n); }
+};
+
+// What a memory BIO holds, as a string; empty when `b` is null.
+std::string bio_contents(BIO* b) {
+  if (b == nullptr) return {};
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+  if (s == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<size_t>(ASN1_STRING_length(s)));
+}
+
+// RFC 2253 asks for UTF-8; OpenSSL's RFC 2253 preset would escape every non-ASCII byte.
+std::string rfc2253_name(const X509_NAME* name) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    return {};
+  }
+  return bio_contents(bio.get());
+}
+
+// An iPAddress SAN is the raw 4 or 16 address bytes; anything else is malformed and skipped.
+void add_ip_san(const ASN1_OCTET_STRING* ip, std::vector<std::string>& out) {
+  int len = ASN1_STRING_length(ip);
+  int family = len == 4 ? AF_INET : len == 16 ? AF_INET6 : 0;
+  if (family == 0) return;
+  char text[INET6_ADDRSTRLEN];
+  if (inet_ntop(family, ASN1_STRING_get0_data(ip), text, sizeof text) != nullptr) {
+    out.emplace_back(text);
+  }
+}
+
+PeerIdentity identity_of(X509* cert, bool verified) {
+  PeerIdentity id;
+  id.verified = verified;
+  id.subject = rfc2253_name(X509_get_subject_name(cert));
+  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> sans(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans.get(), i);
+    switch (gn->type) {
+      case GEN_DNS: id.dns_sans.push_back(asn1_text(gn->d.dNSName)); break;
+      case GEN_URI: id.uri_sans.push_back(asn1_text(gn->d.uniformResourceIdentifier)); break;
+      case GEN_IPADD: add_ip_san(gn->d.iPAddress, id.ip_sans); break;
+      default: break;
+    }
+  }
+  std::unique_ptr<BIO, BioFree> pem(BIO_new(BIO_s_mem()));
+  if (pem && PEM_write_bio_X509(pem.get(), cert) == 1) id.certificate_pem = bio_contents(pem.get());
+  return id;
 }
 
 }  // namespace
@@ -125,12 +193,30 @@ bool TlsSession::finish_handshake() {
   unsigned int proto_len = 0;
   SSL_get0_alpn_selected(ssl_, &proto, &proto_len);
   alpn_h2_ = std::string_view(reinterpret_cast<const char*>(proto), proto_len) == kAlpnH2;
+  if (!capture_peer_identity()) return false;
   if (!early_writes_.empty()) {
     std::string pending = std::move(early_writes_);
     early_writes_.clear();
     if (!encrypt(reinterpret_cast<const uint8_t*>(pending.data()), pending.size())) return false;
   }
   if (shutdown_requested_) SSL_shutdown(ssl_);
+  return true;
+}
+
+// Once, here, rather than on each call's request: the certificate cannot change afterwards
+// (renegotiation is off), and the layers above may ask after this session is gone.
+bool TlsSession::capture_peer_identity() {
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return true;  // not asked for, or (kRequest) declined
+  // With SSL_VERIFY_PEER the handshake only completes when this is X509_V_OK; asked anyway
+  // so that `verified` states a fact rather than an assumption about the context.
+  bool verified = SSL_get_verify_result(ssl_) == X509_V_OK;
+  try {
+    peer_identity_ = std::make_shared<const PeerIdentity>(identity_of(cert, verified));
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate the peer identity", 0);
+    return false;
+  }
   return true;
 }
 

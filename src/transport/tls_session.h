@@ -11,6 +11,7 @@
 #include <string>
 
 #include "transport/tls_context.h"
+#include "uringrpc/peer_identity.h"
 
 namespace uringrpc::transport {
 
@@ -49,6 +50,11 @@ class TlsSession {
   // (a client that offered no ALPN at all gets this far).
   bool alpn_h2() const noexcept { return alpn_h2_; }
 
+  // The client certificate's identity, fixed when the handshake completed: null before that,
+  // and when the client presented none (kNone never asks; kRequest lets a client decline).
+  // Shared so that the layers above may keep it past this session's life.
+  const std::shared_ptr<const PeerIdentity>& peer_identity() const noexcept { return peer_identity_; }
+
   // Queues close_notify after everything written so far. Before the handshake is done it is
   // deferred until the handshake completes. Idempotent; no-op after an error.
   void shutdown();
@@ -61,6 +67,7 @@ class TlsSession {
   Result decrypt_available();
   bool encrypt(const uint8_t* data, size_t len);
   bool finish_handshake();
+  bool capture_peer_identity();
   bool reserve_plain(size_t n) noexcept;
   void release_plain() noexcept;
   void fail(const char* what, int ssl_error);
@@ -76,6 +83,7 @@ class TlsSession {
   bool peer_closed_ = false;
   bool shutdown_requested_ = false;
   std::string error_;
+  std::shared_ptr<const PeerIdentity> peer_identity_;
 
   // Plaintext written before the handshake finished.
   std::string early_writes_;

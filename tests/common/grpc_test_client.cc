@@ -110,6 +110,19 @@ std::shared_ptr<grpc::Channel> make_tls_channel(const std::string& target, const
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(options), args);
 }
 
+std::shared_ptr<grpc::Channel> make_mtls_channel(const std::string& target, const std::string& ca_pem,
+                                                 const std::string& cert_chain_pem,
+                                                 const std::string& key_pem,
+                                                 const std::string& server_name_override) {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = ca_pem;
+  options.pem_cert_chain = cert_chain_pem;
+  options.pem_private_key = key_pem;
+  auto args = base_arguments();
+  if (!server_name_override.empty()) args.SetSslTargetNameOverride(server_name_override);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(options), args);
+}
+
 const char* status_code_name(grpc::StatusCode code) noexcept {
   switch (code) {
     case grpc::StatusCode::OK: return "OK";

@@ -26,6 +26,12 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target);
 // server certificate is checked against instead of the target's host.
 std::shared_ptr<grpc::Channel> make_tls_channel(const std::string& target, const std::string& ca_pem,
                                                 const std::string& server_name_override = "");
+// The same with a client certificate (mutual TLS): `cert_chain_pem` and `key_pem` are what the
+// client presents when the server asks.
+std::shared_ptr<grpc::Channel> make_mtls_channel(const std::string& target, const std::string& ca_pem,
+                                                 const std::string& cert_chain_pem,
+                                                 const std::string& key_pem,
+                                                 const std::string& server_name_override = "");
 
 struct CallResult {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;

@@ -1,6 +1,6 @@
 // Generates the test PKI in-process (no `openssl` shell-outs, no checked-in keys that expire):
-// one CA, one server certificate for localhost, EC P-256 throughout because RSA keygen would
-// cost every test binary a noticeable pause.
+// two CAs, a server certificate for localhost and a client certificate from each CA, EC P-256
+// throughout because RSA keygen would cost every test binary a noticeable pause.
 #include "test_certs.h"
 
 #include <fcntl.h>
@@ -66,9 +66,11 @@ void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   if (ok != 1) fail(std::string("adding extension ") + OBJ_nid2sn(nid));
 }
 
+enum class Kind { kCa, kServer, kClient };
+
 // issuer == nullptr makes a self-signed certificate (the CA).
 X509Ptr make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key,
-                  bool is_ca) {
+                  Kind kind) {
   X509Ptr cert(X509_new());
   if (!cert) fail("X509_new");
   X509* x = cert.get();
@@ -103,15 +105,24 @@ X509Ptr make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY
   // The subject key id goes first: a self-signed authority key id refers to it.
   add_ext(x, &v3, NID_subject_key_identifier, "hash");
   add_ext(x, &v3, NID_authority_key_identifier, "keyid:always");
-  if (is_ca) {
+  if (kind == Kind::kCa) {
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE");
     add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
-  } else {
+  } else if (kind == Kind::kServer) {
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
     add_ext(x, &v3, NID_ext_key_usage, "serverAuth");
     // Every way an e2e test may dial the loopback server.
     add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+  } else {
+    add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
+    // OpenSSL checks the "SSL client" purpose on a client's certificate.
+    add_ext(x, &v3, NID_ext_key_usage, "clientAuth");
+    // One SAN of each kind PeerIdentity reports, so tests can see all of them come through.
+    std::string sans = std::string("DNS:") + kClientDnsSan + ",URI:" + kClientUriSan +
+                       ",IP:" + kClientIpv4San + ",IP:" + kClientIpv6San;
+    add_ext(x, &v3, NID_subject_alt_name, sans.c_str());
   }
   if (X509_sign(x, issuer_key, EVP_sha256()) <= 0) fail("X509_sign");
   return cert;
@@ -126,12 +137,34 @@ std::string to_pem(Write write) {
   return std::string(data, static_cast<size_t>(len));
 }
 
+std::string cert_pem(X509* cert) {
+  return to_pem([&](BIO* b) { return PEM_write_bio_X509(b, cert); });
+}
+
+std::string key_pem(EVP_PKEY* key) {
+  return to_pem([&](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+}
+
+// The CN of kClientSubject; the O comes from make_cert, as for every test certificate.
+constexpr const char* kClientCommonName = "uringrpc test client";
+
 TestPki generate() {
   ERR_clear_error();
   PkeyPtr ca_key = make_key();
-  X509Ptr ca = make_cert(ca_key.get(), "uringrpc test CA", nullptr, ca_key.get(), true);
+  X509Ptr ca = make_cert(ca_key.get(), "uringrpc test CA", nullptr, ca_key.get(), Kind::kCa);
   PkeyPtr server_key = make_key();
-  X509Ptr server = make_cert(server_key.get(), "localhost", ca.get(), ca_key.get(), false);
+  X509Ptr server = make_cert(server_key.get(), "localhost", ca.get(), ca_key.get(), Kind::kServer);
+  PkeyPtr client_key = make_key();
+  X509Ptr client =
+      make_cert(client_key.get(), kClientCommonName, ca.get(), ca_key.get(), Kind::kClient);
+  PkeyPtr other_ca_key = make_key();
+  X509Ptr other_ca = make_cert(other_ca_key.get(), "uringrpc other test CA", nullptr,
+                               other_ca_key.get(), Kind::kCa);
+  PkeyPtr other_client_key = make_key();
+  X509Ptr other_client = make_cert(other_client_key.get(), kClientCommonName, other_ca.get(),
+                                   other_ca_key.get(), Kind::kClient);
 
   TestPki pki;
   pki.ca_cert_pem = to_pem([&](BIO* b) { return PEM_write_bio_X509(b, ca.get()); });
@@ -140,6 +173,11 @@ TestPki generate() {
     return PEM_write_bio_PrivateKey(b, server_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   });
   pki.server_chain_pem = pki.server_cert_pem + pki.ca_cert_pem;
+  pki.client_cert_pem = cert_pem(client.get());
+  pki.client_key_pem = key_pem(client_key.get());
+  pki.other_ca_cert_pem = cert_pem(other_ca.get());
+  pki.other_client_cert_pem = cert_pem(other_client.get());
+  pki.other_client_key_pem = key_pem(other_client_key.get());
   return pki;
 }
 

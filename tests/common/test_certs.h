@@ -1,6 +1,7 @@
-// A throwaway PKI for tests: a CA and a localhost server certificate, generated in-process
-// with OpenSSL's C API. Used by TLS unit tests and by end-to-end tests that point the real
-// gRPC client at a secure port (trust ca_cert_pem, target "localhost" or 127.0.0.1 / ::1).
+// A throwaway PKI for tests: a CA, a localhost server certificate and client certificates for
+// mutual TLS, generated in-process with OpenSSL's C API. Used by TLS unit tests and by
+// end-to-end tests that point the real gRPC client at a secure port (trust ca_cert_pem,
+// target "localhost" or 127.0.0.1 / ::1; present client_cert_pem to a port requiring one).
 #pragma once
 
 #include <string>
@@ -12,7 +13,22 @@ struct TestPki {
   std::string server_cert_pem;   // signed by the CA, SANs: DNS:localhost, IP:127.0.0.1, IP:::1
   std::string server_key_pem;    // PKCS#8, unencrypted
   std::string server_chain_pem;  // server cert followed by CA cert
+
+  // Mutual TLS: a client certificate signed by the same CA (extended key usage clientAuth)...
+  std::string client_cert_pem;  // subject kClientSubject, SANs kClientDnsSan, kClientUriSan,
+  std::string client_key_pem;   // kClientIpv4San, kClientIpv6San
+  // ...and one from a second, unrelated CA, which a server trusting ca_cert_pem must refuse.
+  std::string other_ca_cert_pem;
+  std::string other_client_cert_pem;  // same subject and SANs as client_cert_pem
+  std::string other_client_key_pem;
 };
+
+// What the client certificates say, as PeerIdentity spells it.
+inline constexpr const char* kClientSubject = "CN=uringrpc test client,O=uringrpc tests";
+inline constexpr const char* kClientDnsSan = "client.uringrpc.test";
+inline constexpr const char* kClientUriSan = "spiffe://uringrpc.test/client";
+inline constexpr const char* kClientIpv4San = "192.0.2.7";
+inline constexpr const char* kClientIpv6San = "2001:db8::7";
 
 // Generated once per process (EC P-256 keys, so it takes about a millisecond); thread-safe.
 // Throws std::runtime_error if OpenSSL fails.
