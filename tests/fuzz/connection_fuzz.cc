@@ -1,7 +1,8 @@
 // libFuzzer target for a whole connection: fuzz bytes go into our HTTP/2 session and gRPC
 // layer (rpc::ConnectionCalls over an in-memory transport) with real handlers of all four
-// kinds; what the server writes back is collected. Each input must end with every call,
-// stream and the connection itself freed (LeakSanitizer runs), without a hang.
+// kinds. What the server writes back must read as valid HTTP/2 and gRPC (response_checker.h),
+// and each input must end with every call, stream and the connection itself freed
+// (LeakSanitizer runs), without a hang.
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -16,6 +17,7 @@
 
 #include "fuzz_check.h"
 #include "loop/shard.h"
+#include "response_checker.h"
 #include "rpc/connection_calls.h"
 #include "rpc/method_table.h"
 #include "transport/transport.h"
@@ -163,8 +165,9 @@ class MemoryTransport final : public transport::Transport, public loop::TurnHook
     transport::OutputQueue out;
     handler_->produce_output(out, kBudget);
     out.copy_to(scratch_);
-    // Keep only a bounded tail: the bytes themselves are not checked, producing them is.
+    checker_.feed(scratch_);
     output_bytes_ += scratch_.size();
+    // The start of the answer is kept for FUZZ_OUTPUT; the checker has seen all of it.
     if (output_.size() < kKeep) output_.append(scratch_, 0, kKeep - output_.size());
     scratch_.clear();
     if (closing_) peer_closed();
@@ -178,6 +181,7 @@ class MemoryTransport final : public transport::Transport, public loop::TurnHook
   loop::Shard& shard_;
   transport::ConnectionHandler* handler_ = nullptr;
   std::string peer_ = "fuzz:memory";
+  fuzz::ResponseChecker checker_;
   std::string output_;
   std::string scratch_;
   size_t output_bytes_ = 0;
