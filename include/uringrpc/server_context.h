@@ -11,6 +11,7 @@
 #include "uringrpc/bytes.h"
 #include "uringrpc/codec.h"
 #include "uringrpc/metadata.h"
+#include "uringrpc/peer_identity.h"
 #include "uringrpc/status.h"
 
 namespace uringrpc {
@@ -48,6 +49,10 @@ class ServerContext {
   std::optional<std::string_view> client_metadata_value(std::string_view key) const noexcept;
   // "ipv4:127.0.0.1:5555", "ipv6:[::1]:5555" or "unix:/path", as gRPC spells peers.
   std::string_view peer() const noexcept;
+  // The client's TLS certificate identity (mutual TLS, see TlsCredentials::client_certificate),
+  // or null: on an insecure port, on a secure port with ClientCertificate::kNone, and when a
+  // kRequest client sent no certificate. Valid until the handler returns, like the context.
+  const PeerIdentity* peer_identity() const noexcept;
   std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
   // True once the client cancelled, the deadline passed, or the server is cancelling calls.
   bool cancelled() const noexcept;

@@ -12,6 +12,25 @@ namespace {
 
 constexpr uint8_t kShutdownPingOpaque[8] = {'u', 'r', 'p', 'c', 's', 't', 'o', 'p'};
 
+// nghttp2 treats a stream beyond the *acknowledged* SETTINGS_MAX_CONCURRENT_STREAMS as a
+// connection error, which would end every good stream of a client that overshoots once.
+// So nghttp2 is told this ceiling while the SETTINGS frame on the wire advertises ours,
+// and the rpc layer refuses the excess stream alone with REFUSED_STREAM (RFC 9113 5.1.2).
+constexpr uint32_t kNghttp2StreamCeiling = (1u << 31) - 1;
+
+// Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in a serialized SETTINGS frame.
+void advertise_stream_limit(uint8_t* frame, size_t len, uint32_t limit) {
+  size_t payload = (size_t{frame[0]} << 16) | (size_t{frame[1]} << 8) | frame[2];
+  for (size_t off = 9; off + 6 <= 9 + payload && off + 6 <= len; off += 6) {
+    uint16_t id = static_cast<uint16_t>((frame[off] << 8) | frame[off + 1]);
+    if (id != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) continue;
+    frame[off + 2] = static_cast<uint8_t>(limit >> 24);
+    frame[off + 3] = static_cast<uint8_t>(limit >> 16);
+    frame[off + 4] = static_cast<uint8_t>(limit >> 8);
+    frame[off + 5] = static_cast<uint8_t>(limit);
+  }
+}
+
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
@@ -24,6 +43,19 @@ struct SessionCallbacks {
   static Session& self(void* user) { return *static_cast<Session*>(user); }
   static Stream* stream(nghttp2_session* ng, int32_t id) {
     return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  }
+
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+    // DATA is judged in on_frame_recv, where its padding is known.
+    if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
+      self(user).count_frame_payload(hd->length == 0, hd->flags & NGHTTP2_FLAG_END_STREAM);
+    }
+    // With RFC 7540 priorities off nghttp2 skips PRIORITY frames unchecked; RFC 9113 6.3
+    // still makes one on stream 0 a connection error.
+    if (hd->type == NGHTTP2_PRIORITY && hd->stream_id == 0) {
+      self(user).fail_connection(NGHTTP2_PROTOCOL_ERROR, "PRIORITY on stream 0");
+    }
+    return 0;
   }
 
   static int on_begin_headers(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
@@ -40,7 +72,7 @@ struct SessionCallbacks {
   }
 
   static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                       const uint8_t* value, size_t valuelen, uint8_t, void*) {
+                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Stream* st = stream(ng, frame->hd.stream_id);
     if (!st) return 0;
@@ -50,7 +82,13 @@ struct SessionCallbacks {
     }
     std::string_view n(reinterpret_cast<const char*>(name), namelen);
     std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    // Counted before anything is copied: past the limit the request is refused and what
+    // its HPACK block still expands to (an HPACK bomb) is only counted, never stored.
     st->header_bytes += namelen + valuelen + 32;
+    if (st->header_bytes > self(user).settings_.max_header_list_bytes) {
+      st->headers_too_large = true;
+      return 0;
+    }
     RequestHead& h = st->head;
     if (n.empty()) return 0;
     if (n[0] == ':') {
@@ -62,7 +100,10 @@ struct SessionCallbacks {
     }
     if (n == "content-type") h.content_type = v;
     else if (n == "te") h.te = v;
-    else if (n == "grpc-timeout") h.grpc_timeout = v;
+    else if (n == "grpc-timeout") {
+      h.grpc_timeout = v;
+      h.has_grpc_timeout = true;
+    }
     else if (n == "grpc-encoding") h.grpc_encoding = v;
     else if (n == "host") { if (h.authority.empty()) h.authority = v; }
     else h.metadata.emplace_back(std::string(n), std::string(v));
@@ -76,6 +117,7 @@ struct SessionCallbacks {
         Stream* st = stream(ng, frame->hd.stream_id);
         if (!st) return 0;
         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        s.count_frame_payload(false, end);
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           if (end) st->remote_closed = true;
           s.listener_.on_request(*st, end);
@@ -86,15 +128,40 @@ struct SessionCallbacks {
         return 0;
       }
       case NGHTTP2_DATA: {
-        if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+        bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        s.count_frame_payload(frame->hd.length <= frame->data.padlen, end);
+        if (!end) return 0;
         Stream* st = stream(ng, frame->hd.stream_id);
         if (!st) return 0;
         st->remote_closed = true;
         s.listener_.on_request_end(*st);
         return 0;
       }
+      case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !s.settings_seen_) {
+          s.settings_seen_ = true;  // the preface was valid: nghttp2 checked it before this
+          if (s.conn_) s.conn_->handshake_complete();
+        }
+        return 0;
+      case NGHTTP2_RST_STREAM:
+        s.charge_reset();
+        return 0;
+      case NGHTTP2_PRIORITY:
+        // A stream cannot depend on itself (RFC 9113 5.3.1): a stream error.
+        if (frame->priority.pri_spec.stream_id == frame->hd.stream_id) {
+          nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+        }
+        return 0;
       case NGHTTP2_PING:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && s.shutdown_started_ && !s.final_goaway_sent_ &&
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+          s.on_client_ping();
+          return 0;
+        }
+        if (std::memcmp(frame->ping.opaque_data, Session::kKeepalivePingOpaque, 8) == 0) {
+          s.on_keepalive_ack();
+          return 0;
+        }
+        if (s.shutdown_started_ && !s.final_goaway_sent_ &&
             std::memcmp(frame->ping.opaque_data, kShutdownPingOpaque, 8) == 0) {
           s.final_goaway_sent_ = true;
           nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng),
@@ -138,7 +205,15 @@ struct SessionCallbacks {
     return 0;
   }
 
-  static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void*) {
+  static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    Session& s = self(user);
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+      // A reset after our trailers is ours to send; any other one the peer made us send.
+      if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR) s.charge_reset();
+      return 0;
+    }
+    // Sending a response is what makes a client's pings legitimate (gRPC core's rule).
+    if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) s.forgive_pings();
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     Stream* st = stream(ng, frame->hd.stream_id);
     if (!st) return 0;
@@ -153,6 +228,14 @@ struct SessionCallbacks {
     Session& s = self(user);
     if (!s.out_) return NGHTTP2_ERR_WOULDBLOCK;
     if (s.out_->bytes() >= s.budget_) return NGHTTP2_ERR_WOULDBLOCK;
+    if (!s.settings_advertised_ && len >= 9 && data[3] == NGHTTP2_SETTINGS && !(data[4] & NGHTTP2_FLAG_ACK)) {
+      // Our first SETTINGS frame: it goes out whole (nghttp2 hands over one frame per call).
+      s.settings_advertised_ = true;
+      std::vector<uint8_t> frame(data, data + len);
+      advertise_stream_limit(frame.data(), frame.size(), s.settings_.max_concurrent_streams);
+      s.out_->append_copy(frame.data(), frame.size());
+      return static_cast<ssize_t>(len);
+    }
     s.out_->append_copy(data, len);
     return static_cast<ssize_t>(len);
   }
@@ -184,9 +267,11 @@ struct SessionCallbacks {
     if (n == 0 && !eof) return NGHTTP2_ERR_DEFERRED;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (eof) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
       HeaderList trailers;
       st->body->body_trailers(trailers);
+      if (trailers.empty()) return static_cast<ssize_t>(n);  // END_STREAM rides on this DATA
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       std::vector<nghttp2_nv> nva;
       nva.reserve(trailers.size());
       for (auto& f : trailers) nva.push_back(make_nv(f.name, f.value));
@@ -196,10 +281,12 @@ struct SessionCallbacks {
   }
 };
 
-Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener)
-    : conn_(&conn), listener_(listener), peer_(conn.peer()) {
+Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
+                 loop::TimerWheel* timers)
+    : conn_(&conn), listener_(listener), peer_(conn.peer()), settings_(settings), timers_(timers) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, &SessionCallbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &SessionCallbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cbs, &SessionCallbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &SessionCallbacks::on_frame_recv);
@@ -219,7 +306,7 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   nghttp2_session_callbacks_del(cbs);
 
   nghttp2_settings_entry iv[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kNghttp2StreamCeiling},  // see advertise_stream_limit
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.stream_window_bytes},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.max_header_list_bytes},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
@@ -227,6 +314,12 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(settings.connection_window_bytes));
+
+  reset_tokens_ = settings_.reset_burst;
+  reset_refill_ms_ = now_ms();
+  last_read_ms_ = now_ms();
+  keepalive_timer_.set_callback(&Session::keepalive_fired, this);
+  if (settings_.keepalive_time_ms > 0) arm_keepalive(last_read_ms_ + settings_.keepalive_time_ms);
 }
 
 Session::~Session() {
@@ -240,7 +333,8 @@ Session::~Session() {
 }
 
 bool Session::on_bytes(const Bytes& data) noexcept {
-  if (closed_) return false;
+  if (closed_ || failed_) return false;
+  last_read_ms_ = now_ms();
   input_ = &data;
   ssize_t rv = nghttp2_session_mem_recv(ng_, data.data(), data.size());
   input_ = nullptr;
@@ -249,8 +343,9 @@ bool Session::on_bytes(const Bytes& data) noexcept {
                  nghttp2_strerror(static_cast<int>(rv)));
     return false;
   }
+  check_output_pressure();
   check_done();
-  return !closed_;
+  return !closed_ && !failed_;
 }
 
 void Session::produce_output(transport::OutputQueue& out, size_t budget) noexcept {
@@ -265,6 +360,7 @@ void Session::produce_output(transport::OutputQueue& out, size_t budget) noexcep
   }
   // More than one budget's worth queued: come back next turn.
   if (nghttp2_session_want_write(ng_) && out.bytes() >= budget) conn_->request_flush();
+  check_output_pressure();
   check_done();
 }
 
@@ -291,6 +387,11 @@ bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody*
   }
   request_flush();
   return rv == 0;
+}
+
+bool Session::submit_canned_response(Stream& s, const HeaderList& headers, std::string body) {
+  s.canned = std::make_unique<CannedBody>(std::move(body));
+  return submit_headers(s, headers, s.canned.get());
 }
 
 void Session::resume_body(Stream& s) {
@@ -334,6 +435,8 @@ void Session::close_now() {
 void Session::on_closed() noexcept {
   if (closed_) return;
   closed_ = true;
+  keepalive_timer_.cancel();
+  peer_identity_ = conn_->peer_identity();  // calls may still ask; the transport is going
   conn_ = nullptr;
   while (streams_) {
     Stream* st = streams_;

@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "http2/stream.h"
+#include "loop/timer_wheel.h"
 #include "transport/transport.h"
 
 namespace uringrpc::http2 {
@@ -32,16 +34,31 @@ class StreamListener {
   ~StreamListener() = default;
 };
 
+// What the session advertises and the limits it holds its peer to (see ServerOptions for
+// what each means to users). Times in milliseconds; 0 turns a limit off.
 struct SessionSettings {
   uint32_t max_concurrent_streams = 100;
   uint32_t stream_window_bytes = 1u << 20;
   uint32_t connection_window_bytes = 16u << 20;
   uint32_t max_header_list_bytes = 16u << 10;
+  unsigned max_ping_strikes = 2;
+  uint64_t min_ping_interval_ms = 5 * 60 * 1000;
+  uint64_t min_ping_interval_idle_ms = 2 * 60 * 60 * 1000;
+  uint64_t keepalive_time_ms = 2 * 60 * 60 * 1000;
+  uint64_t keepalive_timeout_ms = 20 * 1000;
+  unsigned max_empty_frames = 10;
+  unsigned reset_burst = 1000;
+  unsigned reset_refill_per_second = 33;
+  size_t max_queued_output_frames = 10000;
+  size_t max_queued_output_bytes = 1u << 20;
 };
 
 class Session final : public transport::ConnectionHandler {
  public:
-  Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener);
+  // timers: the shard's wheel, for keepalive pings and the ping clock; null turns both off
+  // (unit tests that do not need them).
+  Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
+          loop::TimerWheel* timers = nullptr);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -50,6 +67,8 @@ class Session final : public transport::ConnectionHandler {
   // Response headers; with a body source the stream stays open for DATA and trailers,
   // without one the HEADERS frame carries END_STREAM (gRPC Trailers-Only).
   bool submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body);
+  // A complete response with a short text body and no trailers (END_STREAM on the DATA).
+  bool submit_canned_response(Stream& s, const HeaderList& headers, std::string body);
   void resume_body(Stream& s);
   void reset(Stream& s, uint32_t h2_error);
   // Returns flow-control window for n received body bytes the application has taken.
@@ -59,10 +78,21 @@ class Session final : public transport::ConnectionHandler {
   void start_graceful_shutdown();
   bool shutting_down() const { return shutdown_started_; }
   void close_now();
+  // GOAWAY with this error and debug text, then close once it is out. Used for peers that
+  // break a limit (ENHANCE_YOUR_CALM); what they send after it is not processed.
+  void fail_connection(uint32_t h2_error, std::string_view debug);
   // Final GOAWAY (if not sent yet), then close once everything queued is out.
   void close_after_flush();
   const std::string& peer() const { return peer_; }
+  // The TLS client's certificate identity, or null. Read from the transport while it lives
+  // (requests only arrive after the handshake, so it is settled by then) and kept from
+  // on_closed on: the same object throughout, so a pointer to it stays valid as long as
+  // this session does.
+  const PeerIdentity* peer_identity() const {
+    return conn_ ? conn_->peer_identity().get() : peer_identity_.get();
+  }
   size_t open_streams() const { return open_streams_; }
+  uint32_t max_header_list_bytes() const { return settings_.max_header_list_bytes; }
   void request_flush() {
     if (conn_) conn_->request_flush();
   }
@@ -75,17 +105,47 @@ class Session final : public transport::ConnectionHandler {
  private:
   friend struct SessionCallbacks;
   void check_done();
+  // --- peer limits (session_limits.cc)
+  void on_client_ping();
+  void forgive_pings() {
+    ping_strikes_ = 0;
+    have_last_ping_ = false;
+  }
+  void count_frame_payload(bool empty, bool end_stream);
+  void charge_reset();
+  void check_output_pressure();
+  void arm_keepalive(uint64_t at_ms);
+  void on_keepalive_ack();
+  static void keepalive_fired(void* self);
+  uint64_t now_ms() const;
+  static constexpr uint8_t kKeepalivePingOpaque[8] = {'u', 'r', 'p', 'c', 'k', 'e', 'e', 'p'};
 
   transport::Transport* conn_;
   StreamListener& listener_;
   std::string peer_;  // kept: calls may ask after the transport is gone
+  std::shared_ptr<const PeerIdentity> peer_identity_;  // set when the transport goes
   nghttp2_session* ng_ = nullptr;
   const Bytes* input_ = nullptr;           // the chunk mem_recv is parsing (for zero-copy slices)
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
   size_t budget_ = 0;
   size_t open_streams_ = 0;
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
+  SessionSettings settings_;
+  loop::TimerWheel* timers_;
   bool shutdown_started_ = false;
+  bool failed_ = false;            // fail_connection(): input is no longer processed
+  bool settings_seen_ = false;     // the client's preface and first SETTINGS arrived
+  bool settings_advertised_ = false;  // our first SETTINGS went out (advertise_stream_limit)
+  bool reading_paused_ = false;    // output backpressure (check_output_pressure)
+  unsigned ping_strikes_ = 0;
+  bool have_last_ping_ = false;    // a ping arrived since the last forgiveness
+  uint64_t last_ping_ms_ = 0;
+  unsigned empty_frames_ = 0;      // in a row
+  double reset_tokens_ = 0;        // MadeYouReset bucket
+  uint64_t reset_refill_ms_ = 0;
+  uint64_t last_read_ms_ = 0;
+  bool keepalive_outstanding_ = false;
+  loop::Timer keepalive_timer_;
   bool final_goaway_sent_ = false;
   bool closed_ = false;
 };

@@ -2,7 +2,9 @@
 // hooks the layer above attaches (its call object, the source of the response body).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +24,7 @@ struct RequestHead {
   std::string content_type;
   std::string te;
   std::string grpc_timeout;
+  bool has_grpc_timeout = false;  // present, even if empty (an empty one is an error)
   std::string grpc_encoding;
   // Every other header, in arrival order, values as on the wire.
   Metadata metadata;
@@ -48,12 +51,35 @@ class ResponseBody {
   ~ResponseBody() = default;
 };
 
+// A short complete body owned by its stream: the text of an error answer to a request
+// that is not gRPC (405, 415), so that proxies and probers see why. No trailers.
+class CannedBody final : public ResponseBody {
+ public:
+  explicit CannedBody(std::string text) : text_(std::move(text)) {}
+  size_t body_ready(size_t max, bool* eof) noexcept override {
+    size_t n = std::min(max, text_.size() - sent_);
+    if (sent_ + n == text_.size()) *eof = true;
+    return n;
+  }
+  void body_emit(size_t n, transport::OutputQueue& out) noexcept override {
+    out.append_copy(reinterpret_cast<const uint8_t*>(text_.data()) + sent_, n);
+    sent_ += n;
+  }
+  void body_trailers(HeaderList&) noexcept override {}
+
+ private:
+  std::string text_;
+  size_t sent_ = 0;
+};
+
 struct Stream {
   StreamId id = 0;
   RequestHead head;
   size_t header_bytes = 0;   // name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts
+  bool headers_too_large = false;  // over the limit: fields past it were not stored
   void* upper = nullptr;     // the rpc layer's call
   ResponseBody* body = nullptr;
+  std::unique_ptr<CannedBody> canned;  // body of a canned answer (Session::submit_canned_response)
   bool remote_closed = false;  // the client half-closed (END_STREAM)
   bool local_closed = false;   // we sent END_STREAM
   Stream* prev = nullptr;      // the session's list of open streams

@@ -5,6 +5,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -51,8 +52,15 @@ Call::Runner Call::run(Task<void> task) {
     if (code_ != StatusCode::OK) status.message = details_;
     trailing = std::move(trailing_);
   } catch (AbortError& e) {
-    status = e.status();
-    trailing = std::move(e.trailing_metadata());
+    // ServerContext::abort() validated these; an AbortError thrown by hand did not, and a
+    // reserved key (grpc-status) must never reach the wire and override the real status.
+    std::string invalid = validate_outgoing_metadata(e.trailing_metadata(), "trailing");
+    if (invalid.empty()) {
+      status = e.status();
+      trailing = std::move(e.trailing_metadata());
+    } else {
+      status = {StatusCode::UNKNOWN, "Unexpected std::invalid_argument: " + invalid};
+    }
   } catch (const std::exception& e) {
     if (code_ != StatusCode::OK) {
       status = {code_, details_};
@@ -82,11 +90,23 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
     deadline_timer_.set_callback(&Call::on_deadline, this);
     shard_.timers().arm(deadline_timer_, *deadline_ms);
   }
+  stall_timer_.set_callback(&Call::on_stall_check, this);
 }
 
 Call::~Call() {
   if (runner_) runner_.destroy();
   release_admission();
+  discharge(buffered_);
+}
+
+void Call::charge(size_t n) {
+  buffered_ += n;
+  if (MemoryBudget* b = owner_.budget()) b->used += n;
+}
+
+void Call::discharge(size_t n) {
+  buffered_ -= n;
+  if (MemoryBudget* b = owner_.budget()) b->used -= n;
 }
 
 void Call::start() {
@@ -98,6 +118,7 @@ void Call::start() {
 }
 
 std::string_view Call::peer() const { return owner_.session().peer(); }
+const PeerIdentity* Call::peer_identity() const { return owner_.session().peer_identity(); }
 
 // --- request side
 
@@ -106,6 +127,7 @@ void Call::on_data(const Bytes& chunk) {
     owner_.session().consume(*stream_, chunk.size());
     return;
   }
+  charge(chunk.size());
   // The window for these bytes goes back now unless the handler is behind: then it goes
   // back when the handler takes messages, so a handler that does not read stops its
   // client once the queue is full (partial messages are bounded by the size limit).
@@ -151,6 +173,7 @@ std::optional<Bytes> Call::take_message() {
   if (inbound_.empty()) return std::nullopt;
   Bytes m = std::move(inbound_.front());
   inbound_.pop_front();
+  discharge(std::min(buffered_, kMessagePrefixSize + m.size()));
   return_window(kMessagePrefixSize + m.size());
   return m;
 }
@@ -211,7 +234,14 @@ bool Call::enqueue_write(Bytes payload, bool* ok) {
   encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()));
   m.payload = std::move(payload);
   outbound_bytes_ += kMessagePrefixSize + m.payload.size();
+  charge(kMessagePrefixSize + m.payload.size());
   outbound_.push_back(std::move(m));
+  uint64_t stall_ms = owner_.config().stalled_stream_timeout_ms;
+  if (stall_ms > 0 && !stall_timer_.armed()) {
+    last_progress_ms_ = shard_.now_ms();
+    emitted_seen_ = emitted_;
+    shard_.timers().arm(stall_timer_, last_progress_ms_ + std::max<uint64_t>(stall_ms / 4, 1));
+  }
   if (!headers_sent_) {
     submit_response_headers();
   } else {
@@ -228,6 +258,8 @@ size_t Call::body_ready(size_t max, bool* eof) noexcept {
 
 void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
   outbound_bytes_ -= n;
+  emitted_ += n;
+  discharge(std::min(buffered_, n));
   while (n > 0 && !outbound_.empty()) {
     OutMessage& m = outbound_.front();
     if (m.prefix_sent < kMessagePrefixSize) {
@@ -306,6 +338,7 @@ void Call::cancel(Status status) {
 
 void Call::on_stream_closed(uint32_t h2_error) {
   stream_ = nullptr;
+  stall_timer_.cancel();
   if (!ended_ || !handler_done_) {
     // The client reset the stream or the connection went away.
     if (!ended_) end({StatusCode::CANCELLED, h2_error ? "stream reset by the client" : "stream closed"}, {});
@@ -318,6 +351,38 @@ void Call::on_stream_closed(uint32_t h2_error) {
 void Call::on_deadline(void* self) {
   auto* call = static_cast<Call*>(self);
   call->cancel({StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"});
+}
+
+// Checked every quarter of the timeout while response bytes wait: a peer that keeps its
+// window at zero (or stops reading the socket) for the whole timeout loses the stream,
+// so it cannot pin a handler and its queued messages forever.
+void Call::on_stall_check(void* self) {
+  auto* call = static_cast<Call*>(self);
+  if (!call->stream_ || call->outbound_bytes_ == 0) return;  // re-armed by the next write
+  uint64_t now = call->shard_.now_ms();
+  uint64_t timeout = call->owner_.config().stalled_stream_timeout_ms;
+  if (call->emitted_ != call->emitted_seen_) {
+    call->emitted_seen_ = call->emitted_;
+    call->last_progress_ms_ = now;
+  } else if (now - call->last_progress_ms_ >= timeout) {
+    call->reset_stalled();
+    return;
+  }
+  call->shard_.timers().arm(call->stall_timer_, now + std::max<uint64_t>(timeout / 4, 1));
+}
+
+void Call::reset_stalled() {
+  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: %s: %zu response bytes not taken for %lu ms; resetting the stream",
+               std::string(peer()).c_str(), method_.path.c_str(), outbound_bytes_,
+               static_cast<unsigned long>(owner_.config().stalled_stream_timeout_ms));
+  if (!ended_) {
+    ended_ = true;
+    final_ = {StatusCode::CANCELLED, "stream stalled"};
+    shard_.timers().cancel(deadline_timer_);
+  }
+  owner_.session().reset(*stream_, NGHTTP2_CANCEL);
+  cancelled_ = true;
+  destroy_handler();
 }
 
 void Call::destroy_handler() {

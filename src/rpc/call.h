@@ -13,6 +13,7 @@
 #include "loop/shard.h"
 #include "loop/timer_wheel.h"
 #include "rpc/deframer.h"
+#include "rpc/memory_budget.h"
 #include "rpc/method_table.h"
 #include "uringrpc/server_context.h"
 
@@ -28,6 +29,12 @@ struct RpcConfig {
   size_t read_watermark = 1u << 20;
   size_t max_concurrent_rpcs = 0;
   std::atomic<size_t>* active_rpcs = nullptr;  // server-wide, shared by shards
+  // Connection life and stalled streams (ServerOptions); 0: off.
+  uint64_t max_connection_idle_ms = 0;
+  uint64_t max_connection_age_ms = 0;
+  uint64_t max_connection_age_grace_ms = 0;
+  uint64_t stalled_stream_timeout_ms = 0;
+  MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
 };
 
 class Call final : public http2::ResponseBody {
@@ -53,6 +60,7 @@ class Call final : public http2::ResponseBody {
   std::string_view method() const { return method_.path; }
   const Metadata& client_metadata() const { return client_metadata_; }
   std::string_view peer() const;
+  const PeerIdentity* peer_identity() const;
   std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
   bool cancelled() const { return cancelled_; }
   void set_code(StatusCode c) { code_ = c; }
@@ -100,7 +108,11 @@ class Call final : public http2::ResponseBody {
   void release_admission();
   void maybe_delete();
   void return_window(size_t message_bytes);
+  void charge(size_t n);
+  void discharge(size_t n);
   static void on_deadline(void* self);
+  static void on_stall_check(void* self);
+  void reset_stalled();
 
   ConnectionCalls& owner_;
   loop::Shard& shard_;
@@ -127,6 +139,14 @@ class Call final : public http2::ResponseBody {
   size_t inbound_bytes_ = 0;
   size_t window_held_ = 0;   // received bytes whose window we have not returned yet
   bool half_closed_ = false;
+
+  size_t buffered_ = 0;      // what this call counts against the shard's MemoryBudget
+
+  // stalled-stream detection: response bytes waiting, none taken by the network for long
+  loop::Timer stall_timer_;
+  uint64_t emitted_ = 0;         // response bytes handed to the connection, ever
+  uint64_t emitted_seen_ = 0;    // emitted_ at the last check
+  uint64_t last_progress_ms_ = 0;
 
   // response side
   struct OutMessage {

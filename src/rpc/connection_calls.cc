@@ -2,6 +2,8 @@
 // metadata decoding, then a Call. Rejections answer with a complete response at once.
 #include "rpc/connection_calls.h"
 
+#include <random>
+
 #include "loop/log.h"
 #include "rpc/base64.h"
 #include "rpc/grpc_timeout.h"
@@ -17,11 +19,29 @@ bool is_grpc_content_type(std::string_view ct) {
   return ct.size() == kGrpc.size() || ct[kGrpc.size()] == '+' || ct[kGrpc.size()] == ';';
 }
 
+// ±10% so that connections opened together do not all go away together (gRPC core's rule).
+uint64_t jittered(uint64_t ms) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<int64_t> jitter(-static_cast<int64_t>(ms / 10), static_cast<int64_t>(ms / 10));
+  return static_cast<uint64_t>(static_cast<int64_t>(ms) + jitter(rng));
+}
+
 }  // namespace
 
 ConnectionCalls::ConnectionCalls(loop::Shard& shard, transport::Transport& conn, const RpcConfig& config,
                                  const http2::SessionSettings& settings)
-    : shard_(shard), config_(config), session_(conn, settings, *this) {}
+    : shard_(shard),
+      config_(config),
+      session_(conn, settings, *this, &shard.timers()),
+      max_streams_(settings.max_concurrent_streams),
+      budget_(config.budgets ? &config.budgets[shard.index()] : nullptr) {
+  idle_timer_.set_callback(&ConnectionCalls::idle_expired, this);
+  age_timer_.set_callback(&ConnectionCalls::age_expired, this);
+  arm_idle_timer();
+  if (config_.max_connection_age_ms > 0) {
+    shard_.timers().arm(age_timer_, shard_.now_ms() + jittered(config_.max_connection_age_ms));
+  }
+}
 
 ConnectionCalls::~ConnectionCalls() = default;
 
@@ -29,20 +49,38 @@ void ConnectionCalls::reject(http2::Stream& s, const char* http_status, StatusCo
                              std::string_view message, bool accept_encoding) {
   std::string status = std::to_string(static_cast<int>(code));
   std::string encoded = percent_encode_message(message);
+  bool grpc_answer = std::string_view(http_status) == "200";
+  // A request that is not gRPC at all gets a whole HTTP answer a person or a prober can
+  // read; grpc-status rides along for gRPC clients that sent something wrong.
   http2::HeaderList h{{":status", http_status},
-                      {"content-type", "application/grpc"},
+                      {"content-type", grpc_answer ? "application/grpc" : "text/plain; charset=utf-8"},
                       {"grpc-status", status},
                       {"grpc-message", encoded}};
   if (accept_encoding) h.push_back({"grpc-accept-encoding", "identity"});
-  session_.submit_headers(s, h, nullptr);
+  if (grpc_answer) {
+    session_.submit_headers(s, h, nullptr);  // Trailers-Only
+  } else {
+    session_.submit_canned_response(s, h, std::string(message) + "\n");
+  }
 }
 
 void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
-  if (shutting_down_) {
+  if (refusing_) {
+    session_.reset(s, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  // A reset stream's handler still counts until it ends (Rapid Reset: resetting is not a
+  // way around the stream limit).
+  if (live_calls_ >= max_streams_) {
     session_.reset(s, NGHTTP2_REFUSED_STREAM);
     return;
   }
   http2::RequestHead& head = s.head;
+  if (s.headers_too_large) {
+    reject(s, "200", StatusCode::RESOURCE_EXHAUSTED,
+           "request header list larger than " + std::to_string(session_.max_header_list_bytes()) + " bytes");
+    return;
+  }
   if (head.method != "POST") {
     reject(s, "405", StatusCode::INTERNAL, "gRPC requires the POST method");
     return;
@@ -56,7 +94,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     return;
   }
   std::optional<uint64_t> deadline_ms;
-  if (!head.grpc_timeout.empty()) {
+  if (head.has_grpc_timeout) {
     auto timeout = parse_grpc_timeout(head.grpc_timeout);
     if (!timeout) {
       reject(s, "400", StatusCode::INTERNAL, "invalid grpc-timeout \"" + head.grpc_timeout + "\"");
@@ -88,6 +126,10 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
       md.emplace_back(std::move(k), std::move(v));
     }
   }
+  if (budget_ && budget_->exhausted()) {
+    reject(s, "200", StatusCode::RESOURCE_EXHAUSTED, "server memory budget for buffered messages exhausted");
+    return;
+  }
   bool admitted = false;
   if (config_.max_concurrent_rpcs > 0) {
     if (config_.active_rpcs->fetch_add(1, std::memory_order_relaxed) >= config_.max_concurrent_rpcs) {
@@ -101,6 +143,8 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   call->next_ = calls_;
   if (calls_) calls_->prev_ = call;
   calls_ = call;
+  ++live_calls_;
+  idle_timer_.cancel();
   s.upper = call;
   call->start();
   if (end_stream) call->on_request_end();
@@ -130,16 +174,49 @@ void ConnectionCalls::remove(Call* call) {
   if (call->prev_) call->prev_->next_ = call->next_;
   else calls_ = call->next_;
   if (call->next_) call->next_->prev_ = call->prev_;
+  --live_calls_;
+  arm_idle_timer();
   maybe_delete();
 }
 
-void ConnectionCalls::start_graceful_shutdown() {
+void ConnectionCalls::arm_idle_timer() {
+  if (config_.max_connection_idle_ms == 0 || calls_ || closed_ || shutting_down_) return;
+  shard_.timers().arm(idle_timer_, shard_.now_ms() + jittered(config_.max_connection_idle_ms));
+}
+
+void ConnectionCalls::idle_expired(void* self) {
+  auto* c = static_cast<ConnectionCalls*>(self);
+  if (!c->calls_ && !c->closed_) c->start_graceful_shutdown(false);
+}
+
+void ConnectionCalls::age_expired(void* self) {
+  auto* c = static_cast<ConnectionCalls*>(self);
+  if (c->closed_) return;
+  c->start_graceful_shutdown(false);
+  if (c->config_.max_connection_age_grace_ms > 0) {
+    c->age_timer_.set_callback(&ConnectionCalls::age_grace_expired, c);
+    c->shard_.timers().arm(c->age_timer_, c->shard_.now_ms() + c->config_.max_connection_age_grace_ms);
+  }
+}
+
+void ConnectionCalls::age_grace_expired(void* self) {
+  auto* c = static_cast<ConnectionCalls*>(self);
+  if (c->closed_) return;
+  c->cancel_all({StatusCode::UNAVAILABLE, "max connection age reached"});
+  c->session_.request_flush();
+  c->close_when_flushed();
+}
+
+void ConnectionCalls::start_graceful_shutdown(bool refuse_new_calls) {
   shutting_down_ = true;
+  refusing_ = refusing_ || refuse_new_calls;
+  idle_timer_.cancel();
   session_.start_graceful_shutdown();
 }
 
 void ConnectionCalls::cancel_all(const Status& status) {
   shutting_down_ = true;
+  refusing_ = true;
   for (Call* c = calls_; c; c = c->next_) c->cancel(status);
 }
 

@@ -19,8 +19,10 @@ class ConnectionCalls final : public http2::StreamListener {
 
   // Called once the connection and every call on it are gone (the object is being freed).
   void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
-  // Stop taking new streams and send the double GOAWAY; calls in flight go on.
-  void start_graceful_shutdown();
+  // Send the double GOAWAY; calls in flight go on. refuse_new_calls: streams that arrive
+  // before the client sees the GOAWAY are refused (server stop) rather than served (a
+  // connection retired for idleness or age, where the client is not going away).
+  void start_graceful_shutdown(bool refuse_new_calls = true);
   // Ends every call now with this status (trailers to the client) and cancels handlers.
   void cancel_all(const Status& status);
   bool idle() const { return calls_ == nullptr; }
@@ -29,6 +31,7 @@ class ConnectionCalls final : public http2::StreamListener {
   loop::Shard& shard() { return shard_; }
   http2::Session& session() { return session_; }
   const RpcConfig& config() const { return config_; }
+  MemoryBudget* budget() const { return budget_; }
   void remove(Call* call);
 
   // http2::StreamListener
@@ -42,12 +45,24 @@ class ConnectionCalls final : public http2::StreamListener {
   void reject(http2::Stream& s, const char* http_status, StatusCode code, std::string_view message,
               bool accept_encoding = false);
   void maybe_delete();
+  // Connection life (max_connection_idle / max_connection_age): graceful GOAWAY, then
+  // after the age grace the calls still running are cancelled.
+  void arm_idle_timer();
+  static void idle_expired(void* self);
+  static void age_expired(void* self);
+  static void age_grace_expired(void* self);
 
   loop::Shard& shard_;
   const RpcConfig& config_;
   http2::Session session_;
   Call* calls_ = nullptr;
-  bool shutting_down_ = false;
+  size_t live_calls_ = 0;     // calls_ entries: a reset stream's handler counts until it ends
+  uint32_t max_streams_;      // advertised SETTINGS_MAX_CONCURRENT_STREAMS
+  MemoryBudget* budget_;      // this shard's, or null
+  loop::Timer idle_timer_;
+  loop::Timer age_timer_;
+  bool shutting_down_ = false;   // GOAWAY sent
+  bool refusing_ = false;        // new streams get REFUSED_STREAM
   bool closed_ = false;
   bool delete_queued_ = false;
   std::function<void()> on_gone_;

@@ -19,6 +19,7 @@ std::optional<std::string_view> ServerContext::client_metadata_value(std::string
   return std::nullopt;
 }
 std::string_view ServerContext::peer() const noexcept { return call_.peer(); }
+const PeerIdentity* ServerContext::peer_identity() const noexcept { return call_.peer_identity(); }
 std::optional<std::chrono::steady_clock::time_point> ServerContext::deadline() const noexcept {
   return call_.deadline();
 }

@@ -35,7 +35,18 @@ class ServerImpl {
     rpc_.read_watermark = options_.stream_window_bytes;
     rpc_.max_concurrent_rpcs = options_.max_concurrent_rpcs;
     rpc_.active_rpcs = &active_rpcs_;
+    rpc_.max_connection_idle_ms = ms(options_.max_connection_idle);
+    rpc_.max_connection_age_ms = ms(options_.max_connection_age);
+    rpc_.max_connection_age_grace_ms = ms(options_.max_connection_age_grace);
+    rpc_.stalled_stream_timeout_ms = ms(options_.stalled_stream_timeout);
+    if (options_.max_buffered_bytes > 0) {
+      budgets_ = std::make_unique<rpc::MemoryBudget[]>(options_.shards);
+      for (unsigned i = 0; i < options_.shards; ++i) budgets_[i].limit = options_.max_buffered_bytes / options_.shards;
+      rpc_.budgets = budgets_.get();
+    }
   }
+
+  static uint64_t ms(std::chrono::milliseconds d) { return static_cast<uint64_t>(std::max<int64_t>(d.count(), 0)); }
 
   ~ServerImpl() {
     if (started_) {
@@ -78,6 +89,17 @@ class ServerImpl {
     setup.http2.max_concurrent_streams = options_.max_concurrent_streams;
     setup.http2.stream_window_bytes = options_.stream_window_bytes;
     setup.http2.connection_window_bytes = options_.connection_window_bytes;
+    setup.http2.max_header_list_bytes = options_.max_header_list_bytes;
+    setup.http2.max_ping_strikes = options_.max_ping_strikes;
+    setup.http2.min_ping_interval_ms = ms(options_.min_client_ping_interval);
+    setup.http2.min_ping_interval_idle_ms = ms(options_.min_client_ping_interval_idle);
+    setup.http2.keepalive_time_ms = ms(options_.keepalive_time);
+    setup.http2.keepalive_timeout_ms = ms(options_.keepalive_timeout);
+    setup.http2.max_empty_frames = options_.max_empty_frames;
+    setup.http2.reset_burst = options_.reset_burst;
+    setup.http2.reset_refill_per_second = options_.reset_refill_per_second;
+    setup.http2.max_queued_output_frames = options_.max_queued_output_frames;
+    setup.http2.max_queued_output_bytes = options_.max_queued_output_bytes;
     setup.tls_handshake_timeout_ms = static_cast<uint64_t>(options_.handshake_timeout.count());
     setup.loop.recv_buffer_size = options_.recv_buffer_size;
     setup.loop.recv_buffer_count = options_.recv_buffer_count;
@@ -153,6 +175,7 @@ class ServerImpl {
   rpc::MethodTable methods_;
   rpc::RpcConfig rpc_;
   std::atomic<size_t> active_rpcs_{0};
+  std::unique_ptr<rpc::MemoryBudget[]> budgets_;  // one per shard
   std::vector<Listener> listeners_;
   std::set<int> bound_ports_;
   std::unique_ptr<loop::OffloadPool> offload_;

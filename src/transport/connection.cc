@@ -83,13 +83,15 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  if (tls_) shard_.timers().arm(timer_, shard_.now_ms() + handshake_timeout_ms_);
+  // Covers the TLS handshake and the HTTP/2 preface alike: a peer that connects and
+  // stays silent (or trickles bytes) is closed when it expires.
+  if (handshake_timeout_ms_ > 0) shard_.timers().arm(timer_, shard_.now_ms() + handshake_timeout_ms_);
   arm_recv();
   if (!tls_) request_flush();  // the handler's SETTINGS go out right away
 }
 
 void Connection::arm_recv() {
-  if (recv_armed_ || state_ == State::kDead) return;
+  if (recv_armed_ || paused_ || state_ == State::kDead) return;
   io_uring_sqe* sqe = shard_.ring().get_sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -113,7 +115,11 @@ void Connection::on_recv(int res, uint32_t flags) {
   if (res > 0) {
     Bytes chunk = shard_.buffers().take(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT),
                                         static_cast<uint32_t>(res));
-    if (state_ == State::kOpen || state_ == State::kDraining) deliver(chunk);
+    if (paused_) {
+      stash_.push_back(std::move(chunk));  // arrived before the cancel took effect
+    } else if (state_ == State::kOpen || state_ == State::kDraining) {
+      deliver(chunk);
+    }
     // After our FIN, incoming bytes are only read to reach the peer's EOF cleanly.
   } else if (res == 0) {
     die();  // peer closed
@@ -133,6 +139,42 @@ void Connection::on_recv(int res, uint32_t flags) {
   }
   if (!recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
   maybe_free();
+}
+
+void Connection::handshake_complete() {
+  if (handshake_done_) return;
+  handshake_done_ = true;
+  if (state_ == State::kOpen) shard_.timers().cancel(timer_);
+}
+
+void Connection::pause_reading() {
+  if (paused_ || state_ == State::kDead) return;
+  paused_ = true;
+  // Stop the multishot receive so the kernel keeps the peer's bytes (and TCP pushes back
+  // on it) instead of this connection holding more of the shard's receive buffers.
+  if (recv_armed_) {
+    io_uring_sqe* sqe = shard_.ring().get_sqe();
+    io_uring_prep_cancel(sqe, &recv_op_, 0);
+    loop::Ring::bind(sqe, nullptr);
+  }
+}
+
+void Connection::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  // Usually called from inside produce_output: deliver the stash from the turn-end hook,
+  // never re-entering the protocol while it is writing.
+  resume_due_ = true;
+  shard_.at_turn_end(this);
+}
+
+void Connection::deliver_stashed() {
+  size_t i = 0;
+  for (; i < stash_.size() && !paused_; ++i) {
+    if (state_ == State::kOpen || state_ == State::kDraining) deliver(stash_[i]);
+  }
+  stash_.erase(stash_.begin(), stash_.begin() + static_cast<std::ptrdiff_t>(i));
+  if (!paused_ && !recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
 }
 
 void Connection::deliver(const Bytes& chunk) {
@@ -156,7 +198,6 @@ bool Connection::deliver_tls(const Bytes& ciphertext) {
     return true;
   }
   if (!was_done && tls_->handshake_done()) {
-    shard_.timers().cancel(timer_);
     if (!tls_->alpn_h2()) {
       URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS client did not negotiate h2",
                    (unsigned long)id_, peer_.c_str());
@@ -181,7 +222,13 @@ void Connection::request_flush() {
   shard_.at_turn_end(this);
 }
 
-void Connection::on_turn_end() noexcept { flush(); }
+void Connection::on_turn_end() noexcept {
+  if (resume_due_) {
+    resume_due_ = false;
+    deliver_stashed();
+  }
+  flush();
+}
 
 void Connection::flush() {
   if (send_in_flight_ || state_ == State::kDead || state_ == State::kWriteShut) return;
@@ -268,6 +315,10 @@ void Connection::shut_write() {
 
 void Connection::abort() { die(); maybe_free(); }
 
+std::shared_ptr<const PeerIdentity> Connection::peer_identity() const {
+  return tls_ ? tls_->peer_identity() : nullptr;
+}
+
 void Connection::on_timer(void* self) {
   auto* c = static_cast<Connection*>(self);
   if (c->state_ == State::kWriteShut) {
@@ -280,9 +331,9 @@ void Connection::on_timer(void* self) {
       return;
     }
   }
-  if (c->state_ == State::kOpen && c->tls_ && !c->tls_->handshake_done()) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS handshake timed out", (unsigned long)c->id_,
-                 c->peer_.c_str());
+  if (c->state_ == State::kOpen && !c->handshake_done_) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
+                 c->peer_.c_str(), c->tls_ && !c->tls_->handshake_done() ? "TLS handshake" : "HTTP/2 preface");
   }
   c->die();
   c->maybe_free();
@@ -291,6 +342,7 @@ void Connection::on_timer(void* self) {
 void Connection::die() {
   if (state_ == State::kDead) return;
   state_ = State::kDead;
+  stash_.clear();
   shard_.timers().cancel(timer_);
   // Makes the armed receive and any in-flight send complete promptly.
   ::shutdown(fd_, SHUT_RDWR);

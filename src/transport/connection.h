@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "loop/completion.h"
 #include "loop/shard.h"
@@ -38,6 +39,11 @@ class Connection final : public Transport, public loop::TurnHook {
   void abort() override;
 
   const std::string& peer() const override { return peer_; }
+  void handshake_complete() override;
+  void pause_reading() override;
+  void resume_reading() override;
+  size_t queued_output_bytes() const override { return out_.bytes(); }
+  std::shared_ptr<const PeerIdentity> peer_identity() const override;
   bool open() const { return state_ == State::kOpen; }
   uint64_t id() const { return id_; }
 
@@ -59,6 +65,7 @@ class Connection final : public Transport, public loop::TurnHook {
   ~Connection();
 
   void arm_recv();
+  void deliver_stashed();
   void on_recv(int res, uint32_t flags);
   void on_send(int res, uint32_t flags);
   void deliver(const Bytes& chunk);
@@ -86,11 +93,15 @@ class Connection final : public Transport, public loop::TurnHook {
   bool starved_ = false;  // receive ended with -ENOBUFS; waiting for the ring to refill
   bool send_in_flight_ = false;
   bool freed_scheduled_ = false;
+  bool handshake_done_ = false;  // the protocol above saw its peer's opening
+  bool paused_ = false;          // pause_reading(): input waits in stash_
+  bool resume_due_ = false;      // resume_reading() asked; delivered at turn end
+  std::vector<Bytes> stash_;     // received while paused (what was in flight at the cancel)
   OutputQueue out_;
   static constexpr size_t kMaxIov = 256;
   iovec iov_[kMaxIov];
   msghdr msg_{};
-  loop::Timer timer_;  // TLS handshake deadline, then linger after half-close
+  loop::Timer timer_;  // handshake deadline (TLS and HTTP/2 preface), then linger after half-close
   uint64_t linger_until_ms_ = 0;
 };
 

@@ -1,0 +1,109 @@
+// What a Session holds its peer to, beyond what nghttp2 checks itself: ping strikes,
+// runs of empty frames, the resets a peer makes us send (MadeYouReset), output that
+// piles up unread, and keepalive pings for peers that went silent. A peer over a limit
+// gets GOAWAY ENHANCE_YOUR_CALM with a debug text naming the limit, as gRPC core does.
+#include <algorithm>
+
+#include "http2/session.h"
+#include "loop/log.h"
+
+namespace uringrpc::http2 {
+
+uint64_t Session::now_ms() const {
+  // The wheel's time is that of the loop's last wake-up: exact enough for limits counted
+  // in seconds, and free (no clock read per frame).
+  return timers_ ? timers_->now_ms() : loop::TimerWheel::monotonic_now_ms();
+}
+
+void Session::fail_connection(uint32_t h2_error, std::string_view debug) {
+  if (failed_ || closed_ || !conn_) return;
+  failed_ = true;
+  final_goaway_sent_ = true;
+  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer_.c_str(), nghttp2_http2_strerror(h2_error),
+               static_cast<int>(debug.size()), debug.data());
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), h2_error,
+                        reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
+  conn_->close_after_flush();
+}
+
+void Session::on_client_ping() {
+  if (settings_.max_ping_strikes == 0) return;
+  uint64_t now = now_ms();
+  // With no call open a client has far less reason to ping (gRPC core's 2 h rule).
+  uint64_t min_interval = open_streams_ > 0 ? settings_.min_ping_interval_ms : settings_.min_ping_interval_idle_ms;
+  if (have_last_ping_ && now - last_ping_ms_ < min_interval && ++ping_strikes_ > settings_.max_ping_strikes) {
+    fail_connection(NGHTTP2_ENHANCE_YOUR_CALM, "too_many_pings");
+  }
+  have_last_ping_ = true;
+  last_ping_ms_ = now;
+}
+
+void Session::count_frame_payload(bool empty, bool end_stream) {
+  if (!empty || end_stream) {
+    empty_frames_ = 0;
+    return;
+  }
+  if (settings_.max_empty_frames > 0 && ++empty_frames_ > settings_.max_empty_frames) {
+    fail_connection(NGHTTP2_ENHANCE_YOUR_CALM, "too_many_empty_frames");
+  }
+}
+
+void Session::charge_reset() {
+  if (settings_.reset_burst == 0) return;
+  uint64_t now = now_ms();
+  double refill = static_cast<double>(now - reset_refill_ms_) * settings_.reset_refill_per_second / 1000.0;
+  reset_tokens_ = std::min<double>(settings_.reset_burst, reset_tokens_ + refill);
+  reset_refill_ms_ = now;
+  if (reset_tokens_ < 1) {
+    fail_connection(NGHTTP2_ENHANCE_YOUR_CALM, "too_many_resets");
+    return;
+  }
+  reset_tokens_ -= 1;
+}
+
+void Session::check_output_pressure() {
+  if (!conn_ || closed_) return;
+  // Frames nghttp2 holds (ACKs, resets, headers; DATA is pulled, never queued) and bytes
+  // the kernel has not taken: a peer that sends but does not read grows both.
+  bool over = nghttp2_session_get_outbound_queue_size(ng_) > settings_.max_queued_output_frames ||
+              conn_->queued_output_bytes() > settings_.max_queued_output_bytes;
+  if (over && !reading_paused_) {
+    reading_paused_ = true;
+    conn_->pause_reading();
+  } else if (!over && reading_paused_) {
+    reading_paused_ = false;
+    conn_->resume_reading();
+  }
+}
+
+void Session::arm_keepalive(uint64_t at_ms) {
+  if (timers_) timers_->arm(keepalive_timer_, at_ms);
+}
+
+void Session::keepalive_fired(void* self) {
+  auto& s = *static_cast<Session*>(self);
+  if (s.closed_ || !s.conn_) return;
+  uint64_t now = s.now_ms();
+  if (s.keepalive_outstanding_) {
+    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", s.peer_.c_str(),
+                 static_cast<unsigned long>(s.settings_.keepalive_timeout_ms));
+    s.close_now();
+    return;
+  }
+  if (now - s.last_read_ms_ < s.settings_.keepalive_time_ms) {
+    s.arm_keepalive(s.last_read_ms_ + s.settings_.keepalive_time_ms);
+    return;
+  }
+  s.keepalive_outstanding_ = true;
+  nghttp2_submit_ping(s.ng_, NGHTTP2_FLAG_NONE, kKeepalivePingOpaque);
+  s.arm_keepalive(now + s.settings_.keepalive_timeout_ms);
+  s.request_flush();
+}
+
+void Session::on_keepalive_ack() {
+  if (!keepalive_outstanding_) return;
+  keepalive_outstanding_ = false;
+  arm_keepalive(now_ms() + settings_.keepalive_time_ms);
+}
+
+}  // namespace uringrpc::http2

@@ -1,0 +1,422 @@
+// The limits http2::Session holds a peer to, driven without a socket: hand-built frames
+// (or a real nghttp2 client session) in, the server's frames out and decoded by nghttp2,
+// time from a TimerWheel the test advances. Each test names the limit and its answer.
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http2/session.h"
+
+namespace uringrpc::http2 {
+namespace {
+
+constexpr uint8_t kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6;
+constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
+
+class RecordingTransport final : public transport::Transport {
+ public:
+  void request_flush() override {}
+  void close_after_flush() override { closing = true; }
+  void abort() override { aborted = true; }
+  const std::string& peer() const override { return peer_; }
+  void handshake_complete() override { handshake_done = true; }
+  void pause_reading() override { paused = true; }
+  void resume_reading() override { paused = false; }
+  bool closing = false;
+  bool aborted = false;
+  bool handshake_done = false;
+  bool paused = false;
+
+ private:
+  std::string peer_ = "test:memory";
+};
+
+struct Listener final : StreamListener {
+  void on_request(Stream& s, bool) noexcept override {
+    streams.push_back(&s);
+    s.upper = this;
+  }
+  void on_request_data(Stream&, const Bytes&) noexcept override {}
+  void on_request_end(Stream&) noexcept override {}
+  void on_stream_closed(Stream& s, uint32_t) noexcept override { std::erase(streams, &s); }
+  void on_session_closed() noexcept override {}
+  std::vector<Stream*> streams;
+};
+
+std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
+  std::string f;
+  uint32_t len = static_cast<uint32_t>(payload.size());
+  for (int shift : {16, 8, 0}) f.push_back(static_cast<char>(len >> shift));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>(stream >> shift));
+  f.append(payload);
+  return f;
+}
+
+// HPACK "literal header field without indexing, new name", lengths < 127, no Huffman.
+std::string literal(std::string_view name, std::string_view value) {
+  std::string out(1, '\0');
+  out.push_back(static_cast<char>(name.size()));
+  out.append(name);
+  out.push_back(static_cast<char>(value.size()));
+  out.append(value);
+  return out;
+}
+
+std::string request_block(std::string_view extra_name = {}, std::string_view extra_value = {}) {
+  std::string b = literal(":method", "POST") + literal(":scheme", "http") + literal(":path", "/a.B/C") +
+                  literal(":authority", "x") + literal("content-type", "application/grpc") + literal("te", "trailers");
+  if (!extra_name.empty()) b += literal(extra_name, extra_value);
+  return b;
+}
+
+const std::string kPreface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(kSettings, 0, 0, "");
+
+// What came back from the server: frames parsed by hand, header blocks decoded with
+// nghttp2's HPACK inflater (a client session would reject replies to raw requests).
+struct Observer {
+  nghttp2_hd_inflater* inflater = nullptr;
+  std::optional<uint32_t> goaway_error;
+  std::string goaway_debug;
+  int pings = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> resets;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string data;
+  bool data_ended = false;
+  std::optional<uint32_t> max_concurrent_streams;
+
+  Observer() { nghttp2_hd_inflate_new(&inflater); }
+  ~Observer() { nghttp2_hd_inflate_del(inflater); }
+
+  static uint32_t be32(const std::string& b, size_t at) {
+    return (uint32_t{static_cast<uint8_t>(b[at])} << 24) | (uint32_t{static_cast<uint8_t>(b[at + 1])} << 16) |
+           (uint32_t{static_cast<uint8_t>(b[at + 2])} << 8) | uint32_t{static_cast<uint8_t>(b[at + 3])};
+  }
+  void input(const transport::OutputQueue& q) {
+    std::string b;
+    q.copy_to(b);
+    for (size_t at = 0; at + 9 <= b.size();) {
+      size_t len = (be32(b, at) >> 8);
+      uint8_t type = static_cast<uint8_t>(b[at + 3]), flags = static_cast<uint8_t>(b[at + 4]);
+      uint32_t stream = be32(b, at + 5) & 0x7fffffff;
+      ASSERT_LE(at + 9 + len, b.size()) << "truncated frame";
+      std::string payload = b.substr(at + 9, len);
+      at += 9 + len;
+      if (type == NGHTTP2_GOAWAY) {
+        goaway_error = be32(payload, 4);
+        goaway_debug = payload.substr(8);
+      } else if (type == NGHTTP2_PING && !(flags & NGHTTP2_FLAG_ACK)) {
+        ++pings;
+      } else if (type == NGHTTP2_RST_STREAM) {
+        resets.emplace_back(stream, be32(payload, 0));
+      } else if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
+        for (size_t i = 0; i + 6 <= payload.size(); i += 6) {
+          uint16_t id = static_cast<uint16_t>((static_cast<uint8_t>(payload[i]) << 8) | static_cast<uint8_t>(payload[i + 1]));
+          if (id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) max_concurrent_streams = be32(payload, i + 2);
+        }
+      } else if (type == NGHTTP2_DATA) {
+        data += payload;
+        if (flags & NGHTTP2_FLAG_END_STREAM) data_ended = true;
+      } else if (type == NGHTTP2_HEADERS) {
+        inflate(payload);
+      }
+    }
+  }
+  void inflate(const std::string& block) {
+    auto* in = reinterpret_cast<const uint8_t*>(block.data());
+    size_t left = block.size();
+    for (;;) {
+      nghttp2_nv nv;
+      int flags = 0;
+      ssize_t n = nghttp2_hd_inflate_hd2(inflater, &nv, &flags, in, left, 1);
+      ASSERT_GE(n, 0) << "bad HPACK from the server";
+      in += n;
+      left -= static_cast<size_t>(n);
+      if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+        headers.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen),
+                             std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
+      }
+      if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+        nghttp2_hd_inflate_end_headers(inflater);
+        return;
+      }
+      if (n == 0 && left == 0) return;
+    }
+  }
+  std::optional<std::string> header(std::string_view name) const {
+    for (auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  }
+};
+
+struct Harness {
+  explicit Harness(SessionSettings settings = {}) : server(transport, settings, listener, &wheel) {}
+  // Feeds raw client bytes; returns what Session::on_bytes said (false: closing).
+  bool send(const std::string& bytes) { return server.on_bytes(Bytes(bytes)); }
+  // Everything the server has to say, decoded by the observer.
+  void drain() {
+    transport::OutputQueue out;
+    server.produce_output(out, 1u << 20);
+    observer.input(out);
+  }
+  void at(uint64_t ms) { wheel.advance(ms); }
+
+  loop::TimerWheel wheel{0};
+  RecordingTransport transport;
+  Listener listener;
+  Session server;
+  Observer observer;
+};
+
+TEST(Http2Limits, ThePrefaceAndFirstSettingsCompleteTheHandshake) {
+  Harness h;
+  EXPECT_FALSE(h.transport.handshake_done);
+  ASSERT_TRUE(h.send(kPreface.substr(0, 10)));
+  EXPECT_FALSE(h.transport.handshake_done) << "half a preface is not a handshake";
+  ASSERT_TRUE(h.send(kPreface.substr(10)));
+  EXPECT_TRUE(h.transport.handshake_done);
+}
+
+TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershootingIt) {
+  SessionSettings s;
+  s.max_concurrent_streams = 3;
+  Harness h(s);
+  h.drain();
+  EXPECT_EQ(h.observer.max_concurrent_streams, 3u);
+  std::string bytes = kPreface + frame(kSettings, 0x1, 0, "");  // ACK: the limit now binds
+  for (uint32_t id = 1; id <= 9; id += 2) bytes += frame(kHeaders, kEndHeaders, id, request_block());
+  ASSERT_TRUE(h.send(bytes)) << "a stream over the limit must not be a connection error";
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+  EXPECT_EQ(h.listener.streams.size(), 5u) << "the rpc layer above decides which streams to refuse";
+}
+
+TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
+  SessionSettings s;
+  s.max_header_list_bytes = 1024;
+  Harness h(s);
+  std::string block = request_block();
+  for (int i = 0; i < 20; ++i) block += literal("x-filler-" + std::to_string(i), std::string(100, 'v'));
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders | kEndStream, 1, block)));
+  ASSERT_EQ(h.listener.streams.size(), 1u);
+  Stream& st = *h.listener.streams[0];
+  EXPECT_TRUE(st.headers_too_large);
+  EXPECT_GT(st.header_bytes, 1024u);
+  size_t stored = 0;
+  for (auto& [k, v] : st.head.metadata) stored += k.size() + v.size() + 32;
+  EXPECT_LE(stored, 1024u) << "fields past the limit were copied";
+}
+
+TEST(Http2Limits, HeaderListWithinTheLimitIsKept) {
+  Harness h;
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders | kEndStream, 1, request_block("x-a", "b"))));
+  ASSERT_EQ(h.listener.streams.size(), 1u);
+  EXPECT_FALSE(h.listener.streams[0]->headers_too_large);
+  ASSERT_EQ(h.listener.streams[0]->head.metadata.size(), 1u);
+}
+
+TEST(Http2Limits, PingsFasterThanAllowedGetGoawayTooManyPingsAfterTheStrikes) {
+  SessionSettings s;
+  s.max_ping_strikes = 2;
+  s.min_ping_interval_idle_ms = 1000;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  const std::string ping = frame(kPing, 0, 0, "12345678");
+  ASSERT_TRUE(h.send(ping));  // the first ping is never a strike
+  h.at(10);
+  ASSERT_TRUE(h.send(ping));  // strike 1
+  h.at(20);
+  ASSERT_TRUE(h.send(ping));  // strike 2
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+  h.at(30);
+  EXPECT_FALSE(h.send(ping));  // strike 3: over the limit
+  h.drain();
+  ASSERT_TRUE(h.observer.goaway_error);
+  EXPECT_EQ(*h.observer.goaway_error, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_pings");
+  EXPECT_TRUE(h.transport.closing);
+}
+
+TEST(Http2Limits, PingsSpacedByTheMinimumIntervalAreNeverStrikes) {
+  SessionSettings s;
+  s.max_ping_strikes = 1;
+  s.min_ping_interval_idle_ms = 1000;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  for (uint64_t t = 0; t <= 10000; t += 1000) {
+    h.at(t);
+    ASSERT_TRUE(h.send(frame(kPing, 0, 0, "12345678"))) << "at " << t << " ms";
+  }
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+}
+
+TEST(Http2Limits, SendingAResponseForgivesPingStrikes) {
+  SessionSettings s;
+  s.max_ping_strikes = 1;
+  s.min_ping_interval_ms = 1000;
+  s.min_ping_interval_idle_ms = 1000;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders | kEndStream, 1, request_block())));
+  const std::string ping = frame(kPing, 0, 0, "12345678");
+  ASSERT_TRUE(h.send(ping));
+  ASSERT_TRUE(h.send(ping));  // strike 1 of 1
+  ASSERT_EQ(h.listener.streams.size(), 1u);
+  h.server.submit_headers(*h.listener.streams[0], {{":status", "200"}}, nullptr);
+  h.drain();  // the response goes out: strikes forgiven
+  ASSERT_TRUE(h.send(ping));
+  EXPECT_TRUE(h.send(ping)) << "without forgiveness this is strike 2 of 1";
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+}
+
+TEST(Http2Limits, TooManyEmptyDataFramesInARowGetGoawayEnhanceYourCalm) {
+  SessionSettings s;
+  s.max_empty_frames = 10;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(h.send(frame(kData, 0, 1, ""))) << "empty frame " << i + 1;
+  EXPECT_FALSE(h.send(frame(kData, 0, 1, "")));
+  h.drain();
+  ASSERT_TRUE(h.observer.goaway_error);
+  EXPECT_EQ(*h.observer.goaway_error, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_empty_frames");
+}
+
+TEST(Http2Limits, AFrameWithPayloadEndsARunOfEmptyFrames) {
+  SessionSettings s;
+  s.max_empty_frames = 3;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(h.send(frame(kData, 0, 1, "")));
+    ASSERT_TRUE(h.send(frame(kData, 0, 1, std::string("\0\0\0\0\0", 5))));
+  }
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+}
+
+TEST(Http2Limits, ResetsThePeerMakesUsSendDrainTheBucketThenGoaway) {
+  SessionSettings s;
+  s.reset_burst = 20;
+  s.reset_refill_per_second = 1;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  // A request with an uppercase header name is malformed (RFC 9113 8.2.1): a stream error,
+  // answered with RST_STREAM PROTOCOL_ERROR, the kind of frame MadeYouReset sends.
+  bool alive = true;
+  for (uint32_t id = 1; id < 2 * 40 && alive; id += 2) {
+    alive = h.send(frame(kHeaders, kEndHeaders | kEndStream, id, request_block("X-Bad", "1")));
+    h.drain();
+  }
+  ASSERT_TRUE(h.observer.goaway_error) << "no GOAWAY after " << h.observer.resets.size() << " resets";
+  EXPECT_EQ(*h.observer.goaway_error, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_resets");
+  EXPECT_GE(h.observer.resets.size(), 20u);
+  EXPECT_LE(h.observer.resets.size(), 22u);
+}
+
+TEST(Http2Limits, TheResetBucketRefillsOverTime) {
+  SessionSettings s;
+  s.reset_burst = 5;
+  s.reset_refill_per_second = 10;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  uint64_t now = 0;
+  for (uint32_t id = 1; id < 2 * 30; id += 2) {
+    now += 200;  // two tokens back between resets
+    h.at(now);
+    ASSERT_TRUE(h.send(frame(kHeaders, kEndHeaders | kEndStream, id, request_block("X-Bad", "1"))));
+    h.drain();
+  }
+  EXPECT_FALSE(h.observer.goaway_error);
+}
+
+TEST(Http2Limits, OutputThePeerDoesNotReadPausesReadingUntilItDrains) {
+  SessionSettings s;
+  s.max_queued_output_frames = 5;
+  s.max_ping_strikes = 0;
+  Harness h(s);
+  std::string pings;
+  for (int i = 0; i < 10; ++i) pings += frame(kPing, 0, 0, "12345678");
+  ASSERT_TRUE(h.send(kPreface + pings));
+  EXPECT_TRUE(h.transport.paused) << "ten ACKs queued, limit five";
+  h.drain();
+  EXPECT_FALSE(h.transport.paused);
+}
+
+TEST(Http2Limits, KeepalivePingsASilentPeerAndClosesItWithoutAnAck) {
+  SessionSettings s;
+  s.keepalive_time_ms = 1000;
+  s.keepalive_timeout_ms = 100;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  h.drain();
+  h.at(999);
+  h.drain();
+  EXPECT_EQ(h.observer.pings, 0);
+  h.at(1000);
+  h.drain();
+  EXPECT_EQ(h.observer.pings, 1);
+  h.at(1099);
+  EXPECT_FALSE(h.transport.aborted);
+  h.at(1100);
+  EXPECT_TRUE(h.transport.aborted) << "no ACK within the timeout";
+}
+
+TEST(Http2Limits, KeepaliveAckedKeepsTheConnection) {
+  SessionSettings s;
+  s.keepalive_time_ms = 1000;
+  s.keepalive_timeout_ms = 100;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  for (int round = 1; round <= 3; ++round) {
+    uint64_t t = static_cast<uint64_t>(round) * 1050;
+    h.at(t - 50);
+    h.drain();
+    ASSERT_EQ(h.observer.pings, round);
+    h.at(t);
+    ASSERT_TRUE(h.send(frame(kPing, 0x1, 0, "urpckeep")));  // the ACK
+  }
+  h.at(3150 + 999);
+  EXPECT_FALSE(h.transport.aborted);
+  EXPECT_EQ(h.observer.pings, 3);
+}
+
+TEST(Http2Limits, ReadingResetsTheKeepaliveClock) {
+  SessionSettings s;
+  s.keepalive_time_ms = 1000;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface));
+  h.at(900);
+  ASSERT_TRUE(h.send(frame(kSettings, 0x1, 0, "")));
+  h.at(1500);
+  h.drain();
+  EXPECT_EQ(h.observer.pings, 0) << "the peer spoke 600 ms ago";
+  h.at(1900);
+  h.drain();
+  EXPECT_EQ(h.observer.pings, 1);
+}
+
+TEST(Http2Limits, CannedResponseCarriesItsBodyAndEndsTheStreamWithoutTrailers) {
+  Harness h;
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders | kEndStream, 1, request_block())));
+  ASSERT_EQ(h.listener.streams.size(), 1u);
+  h.server.submit_canned_response(*h.listener.streams[0], {{":status", "405"}, {"content-type", "text/plain"}},
+                                  "use POST\n");
+  h.drain();
+  EXPECT_EQ(h.observer.header(":status"), "405");
+  EXPECT_EQ(h.observer.data, "use POST\n");
+  EXPECT_TRUE(h.observer.data_ended);
+}
+
+}  // namespace
+}  // namespace uringrpc::http2
