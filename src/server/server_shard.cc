@@ -1,6 +1,11 @@
-// Accepting connections on a shard and taking them down at shutdown.
+// Accepting connections on a shard (under the server-wide connection cap, backing off when
+// descriptors run out) and taking them down at shutdown. Server::start builds one
+// ServerShard per shard thread; Server::stop reaches it through post_shutdown.
 #include "server/server_shard.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,13 +16,23 @@
 
 namespace uringrpc::server {
 namespace {
-constexpr uint64_t kAcceptBackoffMs = 100;
-}
+// Back-off after EMFILE/ENFILE/ENOBUFS/ENOMEM: short at first (an fd is often freed soon),
+// doubling up to a second so a process that stays out of descriptors is not spun on.
+constexpr uint64_t kMinBackoffMs = 10;
+constexpr uint64_t kMaxBackoffMs = 1000;
+// While paused at the cap, how often a shard looks whether a slot has freed up elsewhere.
+constexpr uint64_t kResumePollMs = 20;
+// Accepts in a row before going back to the loop (the poll fires again at once if more wait).
+constexpr int kAcceptBatch = 32;
+
+bool out_of_resources(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+}  // namespace
 
 ServerShard::ServerShard(const ShardSetup& setup, std::vector<ListenSocket> sockets)
     : setup_(setup), shard_(setup.loop) {
   for (auto& s : sockets) acceptors_.push_back(std::make_unique<Acceptor>(*this, std::move(s)));
   grace_timer_.set_callback(&ServerShard::grace_timer_fired, this);
+  resume_timer_.set_callback(&ServerShard::resume_timer_fired, this);
 }
 
 ServerShard::~ServerShard() { shard_.join(); }
@@ -28,39 +43,87 @@ void ServerShard::start() {
   });
 }
 
+ServerShard::Acceptor::Acceptor(ServerShard& owner, ListenSocket socket)
+    : owner_(owner), socket_(std::move(socket)) {
+  backoff_.set_callback(&Acceptor::retry, this);
+  // Capped accepts are non-blocking accept4 calls after a readiness poll: on a shared
+  // listener another shard may take the connection between the poll and the accept, and
+  // that must be EAGAIN, not a shard thread blocked in accept.
+  if (owner_.capped()) {
+    int fl = ::fcntl(socket_.fd, F_GETFL);
+    if (fl >= 0) ::fcntl(socket_.fd, F_SETFL, fl | O_NONBLOCK);
+  }
+}
+
 void ServerShard::Acceptor::arm() {
-  if (armed_ || owner_.shutting_down_) return;
+  if (armed_ || paused_ || backoff_.armed() || owner_.shutting_down_) return;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
-  io_uring_prep_multishot_accept(sqe, socket_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (owner_.capped()) {
+    io_uring_prep_poll_add(sqe, socket_.fd, POLLIN);
+  } else {
+    io_uring_prep_multishot_accept(sqe, socket_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  }
   loop::Ring::bind(sqe, this);
   armed_ = true;
 }
 
 void ServerShard::Acceptor::cancel() {
+  owner_.shard_.timers().cancel(backoff_);
+  paused_ = false;
   if (!armed_) return;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   io_uring_prep_cancel(sqe, this, 0);
   loop::Ring::bind(sqe, nullptr);
 }
 
+void ServerShard::Acceptor::resume() {
+  if (!paused_) return;
+  // Still at the cap: skip the poll round trip and look again later.
+  if (owner_.setup_.open_connections->load(std::memory_order_relaxed) >= owner_.setup_.max_connections) {
+    owner_.pause_accepting();
+    return;
+  }
+  paused_ = false;
+  arm();
+}
+
 void ServerShard::Acceptor::retry(void* self) { static_cast<Acceptor*>(self)->arm(); }
+
+void ServerShard::Acceptor::back_off(int err) {
+  owner_.accept_failed(err);
+  backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+  owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + backoff_ms_);
+}
 
 void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   if (!(flags & IORING_CQE_F_MORE)) armed_ = false;
+  if (owner_.capped()) {
+    // The readiness poll. Its errors are not accept errors: ECANCELED is our own cancel;
+    // anything else is retried after a pause rather than re-polled in a tight loop.
+    if (owner_.shutting_down_) {
+      owner_.maybe_exit();
+    } else if (res >= 0) {
+      try_accepts();
+    } else if (res != -ECANCELED) {
+      URINGRPC_LOG(loop::LogLevel::kWarn, "poll on listening socket: %s", std::strerror(-res));
+      owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
+    }
+    return;
+  }
   if (res >= 0) {
     if (owner_.shutting_down_) {
       ::close(res);
     } else {
-      owner_.on_accepted(res, socket_);
+      backoff_ms_ = 0;
+      owner_.accept_succeeded();
+      owner_.on_accepted(res, socket_, false);
     }
-  } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-    // Out of descriptors or memory: existing connections keep working; try again soon.
-    URINGRPC_LOG(loop::LogLevel::kWarn, "accept: %s; retrying in %lu ms", std::strerror(-res),
-                 (unsigned long)kAcceptBackoffMs);
-    if (!armed_) {
-      backoff_.set_callback(&Acceptor::retry, this);
-      owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kAcceptBackoffMs);
-    }
+  } else if (out_of_resources(-res) && !owner_.shutting_down_) {
+    // The connection stays in the listen backlog; existing connections keep working.
+    // Should the kernel keep the multishot accept armed, cancel it: re-arming happens
+    // when the back-off expires (arm() refuses until the cancel's last CQE is in).
+    if (armed_) cancel();
+    back_off(-res);
     return;
   } else if (res != -ECANCELED && res != -EINVAL && !owner_.shutting_down_) {
     URINGRPC_LOG(loop::LogLevel::kWarn, "accept: %s", std::strerror(-res));
@@ -73,12 +136,99 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   if (!armed_ && res != -EINVAL) arm();
 }
 
-void ServerShard::on_accepted(int fd, const ListenSocket& socket) {
+// Accepting under max_connections. A multishot accept cannot be stopped at an exact count
+// (completions already queued arrive after a cancel), and accepting then closing the
+// surplus would refuse clients the backlog could hold. A single-shot accept armed with a
+// slot reserved for it would never go over the cap either, but its slot would sit idle
+// while its listener is: with SO_REUSEPORT the kernel picks a shard's listener by hash, so
+// a connection hashed to another shard could wait below the cap. So the shard waits for
+// readiness, takes a slot only when a connection is waiting, and accepts without blocking;
+// at the cap it pauses, and the connections wait in the kernel's backlog.
+void ServerShard::Acceptor::try_accepts() {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    if (!owner_.reserve_connection()) {
+      paused_ = true;
+      owner_.pause_accepting();
+      return;
+    }
+    int fd = ::accept4(socket_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      owner_.release_connection();
+      if (err == EAGAIN || err == EWOULDBLOCK) break;  // backlog empty, or another shard took it
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (out_of_resources(err)) {
+        back_off(err);
+        return;
+      }
+      if (err == EINVAL) return;  // the listener was shut down by stop()
+      URINGRPC_LOG(loop::LogLevel::kWarn, "accept: %s", std::strerror(err));
+      owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
+      return;
+    }
+    backoff_ms_ = 0;
+    owner_.accept_succeeded();
+    owner_.on_accepted(fd, socket_, true);
+  }
+  arm();
+}
+
+bool ServerShard::reserve_connection() {
+  auto* open = setup_.open_connections;
+  size_t n = open->load(std::memory_order_relaxed);
+  do {
+    if (n >= setup_.max_connections) return false;
+  } while (!open->compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void ServerShard::release_connection() {
+  setup_.open_connections->fetch_sub(1, std::memory_order_relaxed);
+  for (auto& a : acceptors_) a->resume();
+}
+
+// A slot freed on this shard resumes its acceptors at once (release_connection). One freed
+// on another shard is noticed by this timer instead: waking the paused shards from the
+// closing one would mean a post() (a lock and an eventfd write) to every sibling on each
+// close at the cap; a poll that runs only while paused costs less and adds at most
+// kResumePollMs to the wait of a connection that is queued anyway.
+void ServerShard::pause_accepting() {
+  if (!resume_timer_.armed() && !shutting_down_) {
+    shard_.timers().arm(resume_timer_, shard_.now_ms() + kResumePollMs);
+  }
+}
+
+void ServerShard::resume_timer_fired(void* self) {
+  auto* s = static_cast<ServerShard*>(self);
+  for (auto& a : s->acceptors_) a->resume();
+}
+
+void ServerShard::accept_failed(int err) {
+  ++accept_failures_;
+  if (accept_failing_) return;
+  accept_failing_ = true;
+  accept_failures_ = 1;
+  URINGRPC_LOG(loop::LogLevel::kWarn,
+               "accept: %s; open connections are still served, new ones wait in the listen "
+               "backlog while accepting retries with back-off (up to %lu ms)",
+               std::strerror(err), (unsigned long)kMaxBackoffMs);
+}
+
+void ServerShard::accept_succeeded() {
+  if (!accept_failing_) return;
+  accept_failing_ = false;
+  URINGRPC_LOG(loop::LogLevel::kInfo, "accepting again after %llu failed attempts",
+               (unsigned long long)accept_failures_);
+}
+
+void ServerShard::on_accepted(int fd, const ListenSocket& socket, bool counted) {
   auto* conn = transport::Connection::create(shard_, fd, socket.tls, setup_.tls_handshake_timeout_ms);
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   connections_.push_back(calls);
-  calls->set_on_gone([this, calls] {
+  calls->set_on_gone([this, calls, counted] {
     std::erase(connections_, calls);
+    // The slot stays taken until the connection and every call on it are freed.
+    if (counted) release_connection();
     maybe_exit();
   });
   conn->set_handler(&calls->session());
@@ -92,6 +242,7 @@ void ServerShard::post_shutdown(uint64_t deadline_ms) {
 void ServerShard::begin_shutdown(uint64_t deadline_ms) {
   if (!shutting_down_) {
     shutting_down_ = true;
+    shard_.timers().cancel(resume_timer_);
     for (auto& a : acceptors_) a->cancel();
     for (auto* c : connections_) c->start_graceful_shutdown();
   }

@@ -1,8 +1,11 @@
 // ServerShard: the server's per-shard state: its loop::Shard, the accept requests on its
-// listening sockets, its live connections, and its part of a shutdown (GOAWAY, grace
-// timer, cancelling what is left, then letting the thread end).
+// listening sockets (with the server-wide connection cap and the back-off when descriptors
+// run out), its live connections, and its part of a shutdown (GOAWAY, grace timer,
+// cancelling what is left, then letting the thread end).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
 #include <vector>
 
@@ -26,6 +29,10 @@ struct ShardSetup {
   const rpc::RpcConfig* rpc = nullptr;
   http2::SessionSettings http2;
   uint64_t tls_handshake_timeout_ms = 10000;
+  // ServerOptions::max_connections (0: no cap) and the count of open connections, shared
+  // by every shard of the server (null when there is no cap).
+  size_t max_connections = 0;
+  std::atomic<size_t>* open_connections = nullptr;
 };
 
 class ServerShard {
@@ -40,23 +47,48 @@ class ServerShard {
   loop::Shard& shard() { return shard_; }
 
  private:
+  // Accepts on one listening socket. Without a connection cap: one multishot accept.
+  // With a cap: a single-shot readiness poll, then non-blocking accepts while the
+  // server-wide count has room (see try_accepts() for why).
   class Acceptor final : public loop::Completion {
    public:
-    Acceptor(ServerShard& owner, ListenSocket socket) : owner_(owner), socket_(std::move(socket)) {}
+    Acceptor(ServerShard& owner, ListenSocket socket);
+    // Starts accepting unless shutting down, already armed, backing off or (capped) paused.
     void arm();
     void cancel();
     bool armed() const { return armed_; }
+    bool paused() const { return paused_; }
+    // Capped mode: a slot may have freed up; try again.
+    void resume();
     void on_complete(int res, uint32_t flags) noexcept override;
 
    private:
     static void retry(void* self);
+    void try_accepts();
+    // Out of descriptors or memory: retry after a growing delay.
+    void back_off(int err);
     ServerShard& owner_;
     ListenSocket socket_;
     bool armed_ = false;
+    bool paused_ = false;  // capped and at the cap: nothing armed until a slot frees up
+    uint64_t backoff_ms_ = 0;
     loop::Timer backoff_;
   };
 
-  void on_accepted(int fd, const ListenSocket& socket);
+  bool capped() const { return setup_.max_connections != 0; }
+  // Takes one slot of the server-wide cap; false at the cap.
+  bool reserve_connection();
+  // Gives a slot back and lets this shard's paused acceptors try again.
+  void release_connection();
+  void pause_accepting();
+  static void resume_timer_fired(void* self);
+  // One log line when accepting starts failing for lack of descriptors or memory, one
+  // (info) when it works again; the failures in between are only counted.
+  void accept_failed(int err);
+  void accept_succeeded();
+
+  // `counted`: the connection holds a slot of the cap, released when it is gone.
+  void on_accepted(int fd, const ListenSocket& socket, bool counted);
   void begin_shutdown(uint64_t deadline_ms);
   void on_grace_expired();
   void maybe_exit();
@@ -69,6 +101,9 @@ class ServerShard {
   bool shutting_down_ = false;
   bool grace_expired_ = false;
   loop::Timer grace_timer_;
+  loop::Timer resume_timer_;  // armed while an acceptor is paused at the cap
+  bool accept_failing_ = false;
+  uint64_t accept_failures_ = 0;
 };
 
 }  // namespace uringrpc::server
