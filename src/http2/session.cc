@@ -45,7 +45,11 @@ struct SessionCallbacks {
     return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
   }
 
-  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+  static int on_begin_frame(nghttp2_session* ng, const nghttp2_frame_hd* hd, void* user) {
+    if ((hd->type == NGHTTP2_DATA || hd->type == NGHTTP2_HEADERS) && hd->stream_id > 0 &&
+        !nghttp2_session_find_stream(ng, hd->stream_id)) {
+      self(user).on_frame_for_missing_stream(*hd);
+    }
     // DATA is judged in on_frame_recv, where its padding is known.
     if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
       self(user).count_frame_payload(hd->length == 0, hd->flags & NGHTTP2_FLAG_END_STREAM);
@@ -144,13 +148,8 @@ struct SessionCallbacks {
         }
         return 0;
       case NGHTTP2_RST_STREAM:
+        if (Stream* st = stream(ng, frame->hd.stream_id)) st->peer_reset = true;
         s.charge_reset();
-        return 0;
-      case NGHTTP2_PRIORITY:
-        // A stream cannot depend on itself (RFC 9113 5.3.1): a stream error.
-        if (frame->priority.pri_spec.stream_id == frame->hd.stream_id) {
-          nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
-        }
         return 0;
       case NGHTTP2_PING:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -195,6 +194,9 @@ struct SessionCallbacks {
     Session& s = self(user);
     Stream* st = stream(ng, id);
     if (!st) return 0;
+    s.remember_closed(id, st->peer_reset                          ? Session::ClosedHow::kPeerReset
+                          : st->remote_closed && st->local_closed ? Session::ClosedHow::kBothEnded
+                                                                  : Session::ClosedHow::kWeReset);
     nghttp2_session_set_stream_user_data(ng, id, nullptr);
     s.listener_.on_stream_closed(*st, error_code);
     if (st->prev) st->prev->next = st->next;

@@ -114,6 +114,12 @@ class Session final : public transport::ConnectionHandler {
   void count_frame_payload(bool empty, bool end_stream);
   void charge_reset();
   void check_output_pressure();
+  // Frames on streams that are gone (RFC 9113 5.1): nghttp2 forgets closed streams when
+  // RFC 7540 priorities are off, so the session remembers how its recent ones ended.
+  enum class ClosedHow : uint8_t { kPeerReset, kBothEnded, kWeReset };
+  void remember_closed(int32_t id, ClosedHow how);
+  void on_frame_for_missing_stream(const nghttp2_frame_hd& hd);
+  int32_t oldest_remembered_id() const;
   void arm_keepalive(uint64_t at_ms);
   void on_keepalive_ack();
   static void keepalive_fired(void* self);
@@ -146,6 +152,13 @@ class Session final : public transport::ConnectionHandler {
   uint64_t last_read_ms_ = 0;
   bool keepalive_outstanding_ = false;
   loop::Timer keepalive_timer_;
+  static constexpr size_t kClosedMemory = 64;
+  struct ClosedStream {
+    int32_t id = 0;
+    ClosedHow how = ClosedHow::kWeReset;
+  };
+  ClosedStream recently_closed_[kClosedMemory];
+  size_t closed_next_ = 0;
   bool final_goaway_sent_ = false;
   bool closed_ = false;
 };

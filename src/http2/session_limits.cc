@@ -76,6 +76,50 @@ void Session::check_output_pressure() {
   }
 }
 
+void Session::remember_closed(int32_t id, ClosedHow how) {
+  recently_closed_[closed_next_] = {id, how};
+  closed_next_ = (closed_next_ + 1) % kClosedMemory;
+}
+
+void Session::on_frame_for_missing_stream(const nghttp2_frame_hd& hd) {
+  if (failed_ || closed_) return;
+  int32_t id = hd.stream_id;
+  // Above the last stream the client opened, a HEADERS opens a new one; nghttp2 judges it.
+  if (id > nghttp2_session_get_last_proc_stream_id(ng_)) return;
+  for (const ClosedStream& c : recently_closed_) {
+    if (c.id != id) continue;
+    switch (c.how) {
+      case ClosedHow::kPeerReset:  // RFC 9113 5.1: after its own RST_STREAM
+        nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
+        request_flush();
+        return;
+      case ClosedHow::kBothEnded:  // after its END_STREAM: a connection error
+        fail_connection(NGHTTP2_STREAM_CLOSED, "frame on a closed stream");
+        return;
+      case ClosedHow::kWeReset:  // it may not have seen our RST_STREAM yet: ignore
+        return;
+    }
+  }
+  // An identifier below one already used that we never saw is closed without having been
+  // opened (RFC 9113 5.1.1): a new request on it is a connection error.
+  if (hd.type == NGHTTP2_HEADERS && id > oldest_remembered_id()) {
+    fail_connection(NGHTTP2_PROTOCOL_ERROR, "HEADERS on a stream identifier already passed");
+  }
+}
+
+int32_t Session::oldest_remembered_id() const {
+  // Streams older than what we remember may be ones we reset long ago: give them the
+  // benefit of the doubt.
+  int32_t oldest = 0;
+  bool any = false;
+  for (const ClosedStream& c : recently_closed_) {
+    if (c.id == 0) return 0;  // the memory is not full: we remember every closed stream
+    if (!any || c.id < oldest) oldest = c.id;
+    any = true;
+  }
+  return oldest;
+}
+
 void Session::arm_keepalive(uint64_t at_ms) {
   if (timers_) timers_->arm(keepalive_timer_, at_ms);
 }

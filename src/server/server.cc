@@ -104,6 +104,8 @@ class ServerImpl {
     setup.loop.recv_buffer_size = options_.recv_buffer_size;
     setup.loop.recv_buffer_count = options_.recv_buffer_count;
     setup.loop.offload_pool = offload_.get();
+    setup.max_connections = options_.max_connections;
+    setup.open_connections = options_.max_connections ? &open_connections_ : nullptr;
     for (unsigned i = 0; i < options_.shards; ++i) {
       std::vector<ListenSocket> sockets;
       for (auto& l : listeners_) {
@@ -176,6 +178,7 @@ class ServerImpl {
   rpc::RpcConfig rpc_;
   std::atomic<size_t> active_rpcs_{0};
   std::unique_ptr<rpc::MemoryBudget[]> budgets_;  // one per shard
+  std::atomic<size_t> open_connections_{0};  // counted only under max_connections
   std::vector<Listener> listeners_;
   std::set<int> bound_ports_;
   std::unique_ptr<loop::OffloadPool> offload_;
