@@ -19,6 +19,7 @@
 #include "loop/shard.h"
 #include "response_checker.h"
 #include "rpc/connection_calls.h"
+#include "rpc/memory_budget.h"
 #include "rpc/method_table.h"
 #include "transport/transport.h"
 #include "uringrpc/handler.h"
@@ -91,6 +92,8 @@ Task<void> bidi_echo(Reader<Bytes>& requests, ServerContext& ctx) {
 struct Config {
   rpc::RpcConfig rpc;
   http2::SessionSettings http2;
+  rpc::MemoryBudget budget;  // the only shard's (index 0)
+  size_t client_read_rate = 0;  // bytes the client reads per loop turn; 0: all of them
 };
 
 struct Env {
@@ -108,6 +111,7 @@ struct Env {
     for (Config* c : {&normal, &tight}) {
       c->rpc.methods = &methods;
       c->rpc.active_rpcs = &active_rpcs;
+      c->rpc.budgets = &c->budget;  // normal: limit 0, so only counted
     }
     tight.rpc.max_receive_message_size = 64;
     tight.rpc.write_watermark = 16;
@@ -116,6 +120,17 @@ struct Env {
     tight.http2.max_concurrent_streams = 3;
     tight.http2.stream_window_bytes = 256;
     tight.http2.max_header_list_bytes = 512;
+    tight.budget.limit = 512;
+    // The peer limits, low enough for a short input to cross each of them. Timer-driven
+    // ones (keepalive, idle, age, stalled streams) stay off: wall-clock time would make
+    // runs unrepeatable.
+    tight.http2.max_ping_strikes = 1;
+    tight.http2.max_empty_frames = 2;
+    tight.http2.reset_burst = 4;
+    tight.http2.reset_refill_per_second = 1;
+    tight.http2.max_queued_output_frames = 16;
+    tight.http2.max_queued_output_bytes = 1024;
+    tight.client_read_rate = 32;  // a slow reader: output piles up and reading pauses
     shard.start([] {});
   }
 
@@ -139,7 +154,18 @@ class MemoryTransport final : public transport::Transport, public loop::TurnHook
   explicit MemoryTransport(loop::Shard& shard) : shard_(shard) {}
 
   void set_handler(transport::ConnectionHandler* h) { handler_ = h; }
+  void set_read_rate(size_t bytes_per_turn) { read_rate_ = bytes_per_turn; }
   bool closed() const { return closed_; }
+  bool reading_paused() const { return paused_; }
+  size_t unread() const { return unread_; }
+
+  // The client reads its share of what was sent. Like a send completing on a socket, that
+  // lets the session produce again and re-judge its backpressure.
+  void client_reads() {
+    if (unread_ == 0 || closed_) return;
+    unread_ -= std::min(unread_, read_rate_);
+    request_flush();
+  }
   const std::string& output() const { return output_; }
 
   // The peer went away: what Connection does on EOF.
@@ -159,14 +185,22 @@ class MemoryTransport final : public transport::Transport, public loop::TurnHook
   // Connection::abort closes at once and tells the handler from inside the call; so do we.
   void abort() override { peer_closed(); }
   const std::string& peer() const override { return peer_; }
+  // Reading is the driver's job here: it skips reads while paused, as Connection does.
+  void pause_reading() override { paused_ = true; }
+  void resume_reading() override { paused_ = false; }
+  // As on a socket, what is being produced right now counts as queued too.
+  size_t queued_output_bytes() const override { return unread_ + (producing_ ? producing_->bytes() : 0); }
 
   void on_turn_end() noexcept override {
     if (closed_) return;
     transport::OutputQueue out;
+    producing_ = &out;
     handler_->produce_output(out, kBudget);
+    producing_ = nullptr;
     out.copy_to(scratch_);
     checker_.feed(scratch_);
     output_bytes_ += scratch_.size();
+    if (read_rate_ != 0) unread_ += scratch_.size();
     // The start of the answer is kept for FUZZ_OUTPUT; the checker has seen all of it.
     if (output_.size() < kKeep) output_.append(scratch_, 0, kKeep - output_.size());
     scratch_.clear();
@@ -185,6 +219,10 @@ class MemoryTransport final : public transport::Transport, public loop::TurnHook
   std::string output_;
   std::string scratch_;
   size_t output_bytes_ = 0;
+  size_t read_rate_ = 0;
+  size_t unread_ = 0;  // sent but not read by the client yet ("in the socket")
+  const transport::OutputQueue* producing_ = nullptr;
+  bool paused_ = false;
   bool closing_ = false;
   bool closed_ = false;
 };
@@ -215,6 +253,8 @@ constexpr std::string_view kPreface{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 constexpr int kSettleTurns = 4;
 // A server still writing after this many turns is cut off, as an impatient client would.
 constexpr int kMaxSettleTurns = 1000;
+// Turns a connection may keep reading paused after the client has read everything.
+constexpr int kMaxStuckTurns = 100;
 
 class Run {
  public:
@@ -245,6 +285,7 @@ class Run {
       maybe_finish();
     });
     transport_.set_handler(&calls_->session());
+    transport_.set_read_rate(c.client_read_rate);
     transport_.request_flush();  // our SETTINGS go out first, as on a real connection
     input_bytes_ = Bytes(std::move(input_));
     step();
@@ -260,17 +301,16 @@ class Run {
 
   // One read per loop turn, so handlers run between reads as they would on a socket.
   void step() {
+    transport_.client_reads();
     if (pos_ < input_bytes_.size() && !transport_.closed()) {
-      const size_t n = std::min(next_chunk_size(), input_bytes_.size() - pos_);
-      // A slice of one owned buffer: the session keeps slices of what it is given.
-      if (!calls_->session().on_bytes(input_bytes_.slice(pos_, n))) transport_.close_after_flush();
-      transport_.request_flush();
-      pos_ += n;
-      if (options_.graceful && !graceful_done_) {
-        graceful_done_ = true;
-        calls_->start_graceful_shutdown();
+      if (transport_.reading_paused()) {
+        // Output backpressure: no reads until the session resumes. With everything sent
+        // read by the client, nothing can resume it any more: the connection is stuck.
+        stuck_turns_ = transport_.unread() == 0 ? stuck_turns_ + 1 : 0;
+        FUZZ_CHECK(stuck_turns_ < kMaxStuckTurns);
+      } else {
+        read_chunk();
       }
-      if (pos_ == input_bytes_.size()) input_bytes_ = Bytes();
     } else if (!transport_.closed()) {
       if (options_.cancel_all && !cancelled_) {
         cancelled_ = true;
@@ -281,7 +321,8 @@ class Run {
       // Settle: keep turning while the server still writes, then hang up.
       ++settle_turns_;
       const size_t out = transport_.output_bytes();
-      quiet_turns_ = out == last_output_bytes_ ? quiet_turns_ + 1 : 0;
+      const bool quiet = out == last_output_bytes_ && transport_.unread() == 0;
+      quiet_turns_ = quiet ? quiet_turns_ + 1 : 0;
       last_output_bytes_ = out;
       if (quiet_turns_ >= kSettleTurns || settle_turns_ >= kMaxSettleTurns) transport_.peer_closed();
     }
@@ -292,6 +333,20 @@ class Run {
       return;
     }
     env_.shard.post([this] { step(); });
+  }
+
+  // What Connection::deliver does with one receive.
+  void read_chunk() {
+    const size_t n = std::min(next_chunk_size(), input_bytes_.size() - pos_);
+    // A slice of one owned buffer: the session keeps slices of what it is given.
+    if (!calls_->session().on_bytes(input_bytes_.slice(pos_, n))) transport_.close_after_flush();
+    transport_.request_flush();
+    pos_ += n;
+    if (options_.graceful && !graceful_done_) {
+      graceful_done_ = true;
+      calls_->start_graceful_shutdown();
+    }
+    if (pos_ == input_bytes_.size()) input_bytes_ = Bytes();
   }
 
   // The connection frees itself (ConnectionCalls' on_gone) once its calls are gone; the
@@ -314,6 +369,7 @@ class Run {
   size_t pos_ = 0;
   uint32_t seed_;
   int settle_turns_ = 0;
+  int stuck_turns_ = 0;
   int quiet_turns_ = 0;
   size_t last_output_bytes_ = 0;
   bool graceful_done_ = false;
@@ -343,7 +399,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fclose(f);
     }
   }
-  // No RPC may stay admitted once its connection is gone.
+  // No RPC may stay admitted, and no byte stay charged to the memory budget, once the
+  // connection is gone.
   FUZZ_CHECK(env->active_rpcs.load() == 0);
+  FUZZ_CHECK(env->normal.budget.used == 0);
+  FUZZ_CHECK(env->tight.budget.used == 0);
   return 0;
 }

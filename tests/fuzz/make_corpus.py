@@ -141,6 +141,25 @@ def connection_seeds():
         .headers(5).data(5, message(b"truncated")[:8], end_stream=True)
         .raw(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0))))
 
+    # The peer limits of the small-limits configuration, one seed each.
+    c = Client().headers(1, "/fuzz.Echo/ClientStream")
+    for i in range(4):
+        c.raw(frame(PING, 0, 0, b"pingpin" + bytes([48 + i])))
+    seeds["tight_ping_flood"] = (PREFACE | TIGHT, c)
+    c = Client().headers(1, "/fuzz.Echo/ClientStream")
+    for _ in range(4):
+        c.data(1, b"")
+    seeds["tight_empty_frames"] = (PREFACE | TIGHT, c)
+    c = Client()
+    for sid in range(1, 13, 2):  # each answered with trailers and our RST_STREAM
+        c.headers(sid).data(sid, message(b"z", flag=1))
+    seeds["tight_reset_burst"] = (PREFACE | TIGHT, c)
+    c = Client()
+    for sid in (1, 3):  # about 1 KiB of responses to a client that reads 32 bytes a turn
+        c.headers(sid, "/fuzz.Echo/ServerStream").data(sid, message(b"\x08" + b"s" * 59), end_stream=True)
+    c.headers(5).data(5, message(b"after the pause"), end_stream=True)
+    seeds["tight_slow_reader"] = (PREFACE | TIGHT, c)
+
     seeds["no_preface_http1"] = (0x00, Client().raw(b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n"))
     return {name: bytes([flags]) + c.out for name, (flags, c) in seeds.items()}
 
