@@ -30,6 +30,9 @@ class BufferRing {
   // Whether p points into this ring's buffers (tests use it to prove zero-copy receives).
   bool contains(const uint8_t* p) const { return p >= memory_ && p < memory_ + memory_bytes_; }
   uint32_t free_buffers() const { return free_; }
+  // Under a quarter of the buffers left: holders of received bytes that will wait should
+  // copy them out rather than keep a buffer (every connection of the shard needs some).
+  bool running_low() const { return free_ < count_ / 4; }
   // Called (once) each time the ring goes from empty to non-empty, so receives that
   // ended with -ENOBUFS can be re-armed.
   void set_on_refill(void (*fn)(void*), void* arg) {

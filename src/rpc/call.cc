@@ -142,6 +142,12 @@ void Call::on_data(const Bytes& chunk) {
       if (!ended_) cancel({StatusCode::INTERNAL, "compressed message received without grpc-encoding"});
       return;
     }
+    // A queued message pins its whole receive buffer until the handler takes it; a slow
+    // handler fed small messages could pin the shard's whole ring (every connection of
+    // the shard then stalls on -ENOBUFS). When the ring runs low, queue a copy instead.
+    if (!message.empty() && shard_.buffers().running_low() && shard_.buffers().contains(message.data())) {
+      message = Bytes::copy(message.view());
+    }
     inbound_bytes_ += kMessagePrefixSize + message.size();
     inbound_.push_back(std::move(message));
   });

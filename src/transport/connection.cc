@@ -124,8 +124,13 @@ void Connection::on_recv(int res, uint32_t flags) {
   } else if (res == 0) {
     die();  // peer closed
   } else if (res == -ENOBUFS) {
-    // Every receive buffer is held (by messages handlers have not released yet): wait.
-    if (!recv_armed_ && state_ != State::kDead) {
+    // Every receive buffer is held (by messages handlers have not released yet): wait for
+    // the ring to refill. Buffers may already have come back between the kernel's failure
+    // and this completion (the refill callback then ran before we were waiting for it):
+    // in that case receive again at once.
+    if (!recv_armed_ && state_ != State::kDead && shard_.buffers().free_buffers() > 0) {
+      arm_recv();
+    } else if (!recv_armed_ && state_ != State::kDead) {
       if (!t_starved) {
         t_starved = new std::vector<Connection*>();
         shard_.buffers().set_on_refill(&Connection::on_buffers_refilled, nullptr);
