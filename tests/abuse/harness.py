@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 P99_FLOOR_MS = float(os.environ.get("ABUSE_P99_FLOOR_MS", "25"))
 CANARY_INTERVAL_MS = 10.0
 CANARY_DEADLINE_MS = 2000.0
-MIN_CANARY_WINDOW_S = 2.0  # a short attack is judged on at least this much canary traffic
+MIN_CANARY_WINDOW_S = 3.0  # a short attack is judged on at least this much canary traffic (300 calls)
 
 
 def server_binary():
@@ -41,12 +41,15 @@ def sanitized():
 
 
 SANITIZED = sanitized()
-if SANITIZED:
-    # ASan's shadow memory and redzones inflate every allocation and its quarantine holds
-    # freed memory back (256 MiB by default: the server runs with 16 MiB, see Server), and
-    # every call runs 2-3x slower: double the RSS bounds and the canary's floor.
-    P99_FLOOR_MS *= 2
-RSS_BOUND_SCALE = 2 if SANITIZED else 1
+# ASan's shadow memory and redzones inflate every allocation and its quarantine holds
+# freed memory back (256 MiB by default: the server runs with 16 MiB, see Server), and
+# every connection set-up costs several times more: 1,000 connections opened and
+# dropped take the canary's p99 to 140-340 ms and RSS up ~32 MiB under ASan (3 ms and
+# 2.4 MiB without). A sanitizer run is for memory errors: the canary's p99 is printed
+# but not judged there, RSS bounds are x3; outcomes, canary errors and leaks at exit
+# still fail. `make test` without SANITIZE judges everything.
+RSS_BOUND_SCALE = 3 if SANITIZED else 1
+JUDGE_P99 = not SANITIZED
 
 
 def make_tls_files(directory):
@@ -287,7 +290,7 @@ class Suite:
         print("%s: idle canary p99 %.2f ms over %d calls; bound per attack: max(2 x idle, idle + %.0f ms) = %.2f ms; "
               "server fds %d, RSS %.1f MiB" % (title, self.idle_p99, len(idle), P99_FLOOR_MS, self.bound_ms,
                                                self.baseline_fds, self.server.rss_kib() / 1024.0)
-              + ("; ASan build: RSS bounds x%d" % RSS_BOUND_SCALE if SANITIZED else ""), flush=True)
+              + ("; ASan build: RSS bounds x%d, p99 not judged" % RSS_BOUND_SCALE if SANITIZED else ""), flush=True)
 
     def run(self, attack, quiet=False):
         name, fn, rss_bound_mib = attack.name, attack.fn, attack.rss_bound_mib * RSS_BOUND_SCALE
@@ -324,7 +327,7 @@ class Suite:
         elif ok != len(calls):
             bad = sorted({c[2] for c in calls if c[2] != "OK"})
             failures.append("canary: %d of %d calls failed (%s)" % (len(calls) - ok, len(calls), ", ".join(bad)))
-        if calls and lat_p99 > self.bound_ms:
+        if calls and lat_p99 > self.bound_ms and JUDGE_P99:
             failures.append("canary p99 %.1f ms over the bound %.1f ms" % (lat_p99, self.bound_ms))
         if growth > rss_bound_mib * 1024:
             failures.append("server RSS grew %.1f MiB, bound %d MiB" % (growth / 1024.0, rss_bound_mib))
@@ -345,7 +348,7 @@ class Suite:
         for r in self.rows:
             lines.append("| %s | %s | %d/%d | %.1f (%.1f) | %.1f (%d) | %s |" % (
                 r.name, r.outcome, r.ok_calls, r.calls, r.p99_ms, r.bound_ms, r.rss_growth_kib / 1024.0,
-                r.rss_bound_kib // 1024, "pass" if not r.failures else "FAIL"))
+                r.rss_bound_kib // 1024, ("pass" if not r.failures else "FAIL") + ("" if JUDGE_P99 else " (p99 not judged: ASan)")))
         return "\n".join(lines)
 
     def close(self):
