@@ -44,7 +44,7 @@ io_uring_sqe* Ring::get_sqe() {
   return sqe;
 }
 
-void Ring::submit_and_wait(int64_t timeout_ms) {
+unsigned Ring::submit_and_wait(int64_t timeout_ms) {
   ++enters_;
   int rc;
   if (timeout_ms == 0) {
@@ -65,12 +65,13 @@ void Ring::submit_and_wait(int64_t timeout_ms) {
     URINGRPC_LOG(LogLevel::kError, "io_uring_enter failed: %s", std::strerror(-rc));
     std::abort();
   }
-  drain();
+  return drain();
 }
 
-void Ring::drain() {
+unsigned Ring::drain() {
   // Copy out first, advance once, then dispatch: a handler may submit and even reap
   // nothing recursively, and the CQ is free for the kernel while we run.
+  unsigned total = 0;
   for (;;) {
     batch_.clear();
     io_uring_cqe* cqe;
@@ -81,10 +82,11 @@ void Ring::drain() {
       auto* target = static_cast<Completion*>(io_uring_cqe_get_data(cqe));
       if (target) batch_.push_back({target, cqe->res, cqe->flags});
     }
-    if (seen == 0) return;
+    if (seen == 0) return total;
+    total += seen;
     io_uring_cq_advance(&ring_, seen);
     for (const Cqe& c : batch_) c.target->on_complete(c.res, c.flags);
-    if (seen < 64) return;
+    if (seen < 64) return total;
   }
 }
 

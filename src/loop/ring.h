@@ -26,8 +26,8 @@ class Ring {
   static void bind(io_uring_sqe* sqe, Completion* c) { io_uring_sqe_set_data(sqe, c); }
 
   // One io_uring_enter: submits, and waits up to timeout_ms (0: don't wait, -1: forever)
-  // for at least one completion. Then runs every completion.
-  void submit_and_wait(int64_t timeout_ms);
+  // for at least one completion. Then runs every completion; returns how many there were.
+  unsigned submit_and_wait(int64_t timeout_ms);
   // Requests no user_data: their completions are ignored (cancels, close of a socket).
   static constexpr uint64_t kIgnore = 0;
 
@@ -36,7 +36,7 @@ class Ring {
   uint64_t enters() const { return enters_; }
 
  private:
-  void drain();
+  unsigned drain();
 
   io_uring ring_{};
   bool defer_taskrun_ = false;

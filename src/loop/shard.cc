@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "loop/log.h"
+#include "loop/probes.h"
 
 namespace uringrpc::loop {
 namespace {
@@ -137,7 +138,8 @@ void Shard::loop() {
     run_turn_end();
     if (exit_requested_ && holds_ == 0 && ready_.empty()) break;
     int64_t timeout = ready_.empty() ? timers_.ms_until_next(timers_.monotonic_now_ms()) : 0;
-    ring_->submit_and_wait(timeout);
+    unsigned completions = ring_->submit_and_wait(timeout);
+    URINGRPC_PROBE(loop_wakeup, config_.index, completions);
     timers_.advance(TimerWheel::monotonic_now_ms());
   }
 }

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "loop/log.h"
+#include "loop/probes.h"
 #include "rpc/base64.h"
 #include "rpc/connection_calls.h"
 #include "rpc/metadata_validation.h"
@@ -110,6 +111,8 @@ void Call::discharge(size_t n) {
 }
 
 void Call::start() {
+  if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = loop::probes::now_ns();
+  URINGRPC_PROBE(rpc_start, this, method_.path.c_str());
   Task<void> task = method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
@@ -308,6 +311,7 @@ void Call::end(Status status, Metadata trailing) {
   ended_ = true;
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
+  URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), loop::probes::since_ns(start_ns_));
   trailing_ = std::move(trailing);
   if (!stream_) return;
   if (!headers_sent_) {
@@ -384,6 +388,7 @@ void Call::reset_stalled() {
   if (!ended_) {
     ended_ = true;
     final_ = {StatusCode::CANCELLED, "stream stalled"};
+    URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), loop::probes::since_ns(start_ns_));
     shard_.timers().cancel(deadline_timer_);
   }
   owner_.session().reset(*stream_, NGHTTP2_CANCEL);

@@ -123,6 +123,7 @@ class Call final : public http2::ResponseBody {
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   loop::Timer deadline_timer_;
   bool admitted_;
+  uint64_t start_ns_ = 0;  // for the rpc_end probe; taken only while a tracer listens
 
   // handler
   std::coroutine_handle<> runner_;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "loop/log.h"
+#include "loop/probes.h"
 
 namespace uringrpc::server {
 namespace {
@@ -223,6 +224,7 @@ void ServerShard::accept_succeeded() {
 
 void ServerShard::on_accepted(int fd, const ListenSocket& socket, bool counted) {
   auto* conn = transport::Connection::create(shard_, fd, socket.tls, setup_.tls_handshake_timeout_ms);
+  URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   connections_.push_back(calls);
   calls->set_on_gone([this, calls, counted] {

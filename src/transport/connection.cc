@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "loop/log.h"
+#include "loop/probes.h"
 #include "transport/tls_context.h"
 #include "transport/tls_session.h"
 
@@ -361,6 +362,7 @@ void Connection::die() {
 void Connection::maybe_free() {
   if (state_ != State::kDead || recv_armed_ || send_in_flight_ || freed_scheduled_) return;
   freed_scheduled_ = true;
+  URINGRPC_PROBE(conn_close, fd_, id_, peer_.c_str());
   ::close(fd_);
   fd_ = -1;
   // Not inside our own completion: at the end of the turn.
