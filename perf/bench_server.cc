@@ -1,0 +1,149 @@
+// The uringrpc side of the benchmark (perf/): grpc.testing.TestService's EmptyCall, UnaryCall,
+// StreamingOutputCall and StreamingInputCall, doing the same work per call as the anchors in
+// perf/anchors/. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <uringrpc/protobuf.h>
+#include <uringrpc/uringrpc.h>
+
+#include "grpc/testing/empty.pb.h"
+#include "grpc/testing/messages.pb.h"
+
+namespace gt = grpc::testing;
+
+namespace {
+
+// Every server in the benchmark fills payloads the same way: `size` zero bytes, built per
+// message, so the figures compare the RPC machinery and not payload tricks.
+void fill_payload(gt::Payload* payload, int32_t size) {
+  payload->mutable_body()->assign(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+}
+
+uringrpc::Task<gt::Empty> empty_call(gt::Empty, uringrpc::ServerContext&) {
+  co_return gt::Empty();
+}
+
+// response_type is ignored (COMPRESSABLE is the only type the proto still defines).
+uringrpc::Task<gt::SimpleResponse> unary_call(gt::SimpleRequest request,
+                                              uringrpc::ServerContext&) {
+  gt::SimpleResponse response;
+  fill_payload(response.mutable_payload(), request.response_size());
+  co_return response;
+}
+
+// One message per response_parameters entry, of that entry's size. interval_us is ignored
+// by every server in the benchmark (the scenarios send 0), so streaming measures sending.
+uringrpc::Stream<gt::StreamingOutputCallResponse> streaming_output_call(
+    gt::StreamingOutputCallRequest request, uringrpc::ServerContext& ctx) {
+  for (const gt::ResponseParameters& params : request.response_parameters()) {
+    if (ctx.cancelled()) break;
+    gt::StreamingOutputCallResponse response;
+    fill_payload(response.mutable_payload(), params.size());
+    co_yield response;
+  }
+}
+
+uringrpc::Task<gt::StreamingInputCallResponse> streaming_input_call(
+    uringrpc::Reader<gt::StreamingInputCallRequest>& reader, uringrpc::ServerContext&) {
+  int64_t total = 0;
+  while (auto request = co_await reader.next()) total += request->payload().body().size();
+  gt::StreamingInputCallResponse response;
+  response.set_aggregated_payload_size(static_cast<int32_t>(total));
+  co_return response;
+}
+
+bool parse_number(const char* text, unsigned& out) {
+  std::string_view s(text);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE]\n",
+               argv0);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  unsigned port = 0;
+  bool have_port = false;
+  std::string tls_cert, tls_key;
+  uringrpc::ServerOptions options;
+  // One shard: the benchmark pins the server to one core; --shards lets a user try more.
+  options.shards = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (i + 1 >= argc) return usage(argv[0]);
+    const char* value = argv[++i];
+    if (flag == "--port" && parse_number(value, port) && port < 65536) {
+      have_port = true;
+    } else if (flag == "--shards" && parse_number(value, options.shards)) {
+    } else if (flag == "--tls-cert") {
+      tls_cert = value;
+    } else if (flag == "--tls-key") {
+      tls_key = value;
+    } else {
+      return usage(argv[0]);
+    }
+  }
+  if (!have_port || tls_cert.empty() != tls_key.empty()) return usage(argv[0]);
+
+  // Block the stop signals before any server thread exists, so every thread inherits the
+  // mask and only sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  uringrpc::Server server(options);
+  server.add_method("/grpc.testing.TestService/EmptyCall", uringrpc::unary(empty_call));
+  server.add_method("/grpc.testing.TestService/UnaryCall", uringrpc::unary(unary_call));
+  server.add_method("/grpc.testing.TestService/StreamingOutputCall",
+                    uringrpc::server_streaming(streaming_output_call));
+  server.add_method("/grpc.testing.TestService/StreamingInputCall",
+                    uringrpc::client_streaming(streaming_input_call));
+  // Loopback only, and the same address in every server of the benchmark.
+  std::string address = "127.0.0.1:" + std::to_string(port);
+  int bound = 0;
+  try {
+    bound = tls_cert.empty()
+                ? server.add_insecure_port(address)
+                : server.add_secure_port(address,
+                                         uringrpc::TlsCredentials::from_files(tls_cert, tls_key));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  server.start();
+  std::cout << "listening on " << bound << std::endl;  // endl flushes: the runner waits for it
+
+  // A runner that holds our stdin as a pipe stops us by closing it (or by dying). Only a
+  // pipe or socket counts: a stdin of /dev/null would read EOF at once and stop the server.
+  struct stat st {};
+  if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    std::thread([] {
+      char buf[256];
+      while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+      }
+      kill(getpid(), SIGTERM);  // blocked in every thread: sigwait() below takes it
+    }).detach();
+  }
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  server.stop(std::chrono::seconds(2));
+  return 0;
+}
