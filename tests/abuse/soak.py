@@ -29,11 +29,11 @@ def main():
     suite = harness.Suite("soak", FLAGS, tls=True)
     server, canary = suite.server, suite.canary
     rows = []
-    attack_runs, attack_failures = 0, {}
+    attack_runs, attack_failures, failure_kinds = 0, {}, {}
     started = time.monotonic()
     row_start = started
     i = 0
-    print("| minute | open fds | RSS MiB | canary p99 ms | canary ok | attacks run | attack failures |", flush=True)
+    print("| minute | open fds | RSS MiB | canary p99 ms | canary ok | attacks run | attack rows failing a check |", flush=True)
     print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     try:
         while time.monotonic() - started < args.seconds and server.alive():
@@ -43,6 +43,9 @@ def main():
             attack_runs += 1
             if row.failures:
                 attack_failures[attack.name] = attack_failures.get(attack.name, 0) + 1
+                # Which check failed: the attack's own outcome, or only the canary/RSS bounds.
+                kind = "outcome" if row.outcome in ("FAILED", "ERROR") else "bounds"
+                failure_kinds[kind] = failure_kinds.get(kind, 0) + 1
             now = time.monotonic()
             if now - row_start >= interval or now - started >= args.seconds:
                 time.sleep(1.0)  # connections of the last attack finish closing
@@ -83,8 +86,9 @@ def main():
         failures.append("fewer than two rows: run longer (SOAK_SECONDS)")
     total_calls = sum(r[5] for r in rows)
     total_ok = sum(r[4] for r in rows)
-    print("canary: %d/%d OK; %d attacks run, failed outcomes: %s" % (
-        total_ok, total_calls, attack_runs, ", ".join("%s x%d" % kv for kv in sorted(attack_failures.items())) or "none"))
+    print("canary: %d/%d OK; %d attacks run; attack rows failing a check: %s (wrong outcome: %d, only canary p99 or RSS over the bound: %d)" % (
+        total_ok, total_calls, attack_runs, ", ".join("%s x%d" % kv for kv in sorted(attack_failures.items())) or "none",
+        failure_kinds.get("outcome", 0), failure_kinds.get("bounds", 0)))
     for f in failures:
         print("SOAK FAILED: " + f)
     sys.exit(1 if failures else 0)
