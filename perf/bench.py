@@ -189,7 +189,7 @@ class Scenario:
                 "idle": "KiB/conn"}.get(self.kind, "RPC/s")
 
     def per_op(self):
-        return {"stream-out": "msg", "stream-in": "msg", "storm": "conn"}.get(self.kind, "RPC")
+        return {"stream-out": "msg", "stream-in": "msg", "storm": "conn", "idle": "conn"}.get(self.kind, "RPC")
 
 
 KIB = 1024
@@ -297,7 +297,10 @@ class ServerProcess:
     def tail(self, n=5):
         self.log.flush()
         with open(self.log_path, errors="replace") as f:
-            return " | ".join(f.read().strip().splitlines()[-n:])
+            lines = f.read().strip().splitlines()
+        # A crash prints its reason first and a long stack after it: show the reason.
+        first = next((x for x in lines if re.search(r"panic|error|fatal|abort", x, re.I)), None)
+        return " | ".join(([first] if first else []) + [x for x in lines[-n:] if x != first])
 
     def stop(self):
         if self.proc.poll() is None:
@@ -524,8 +527,7 @@ class Bench:
         run.value = total / busy
         run.cpu_us = w.server_s * 1e6 / total
         run.lat = (percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9))
-        run.server_util = w.server_s / busy
-        run.load_util, run.other_util = w.load_s / busy, w.other_util
+        run.server_util, run.load_util, run.other_util = w.server_util, w.load_util, w.other_util
         if fails:
             run.notes.append(f"{fails} calls failed")
         return run
@@ -607,6 +609,11 @@ class Bench:
             if srv.proc.poll() is not None:
                 run.notes.append(f"server exited during the run: {srv.tail()}")
             return run
+        except Exception as e:
+            time.sleep(0.2)
+            if srv.proc.poll() is not None and "exits before listening" not in str(e):
+                raise RuntimeError(f"{e}; server exited {srv.proc.returncode}: {srv.tail(3)}") from e
+            raise
         finally:
             srv.stop()
 
@@ -756,6 +763,19 @@ def median_of(runs, attr):
     return statistics.median(vals) if vals else None
 
 
+def source_state():
+    """The commit measured, and which build inputs differ from it (servers built from a dirty tree)."""
+    def git(*args):
+        p = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True, timeout=10)
+        return p.stdout.rstrip("\n")
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src", "include", "perf", "Makefile").splitlines()]
+    if not dirty:
+        return f"commit {head}"
+    shown = ", ".join(dirty[:6]) + (f" and {len(dirty) - 6} more" if len(dirty) > 6 else "")
+    return f"commit {head} plus uncommitted changes to {shown}"
+
+
 def machine_info():
     model = "?"
     with open("/proc/cpuinfo") as f:
@@ -769,6 +789,7 @@ def machine_info():
     h2v = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()
     grpcv = subprocess.run(["pkg-config", "--modversion", "grpc++"], capture_output=True, text=True).stdout.strip()
     return (f"{model}, {os.cpu_count()} CPUs, {mem} RAM; Linux {os.uname().release}; "
+            f"source {source_state()}; "
             f"{h2v}; gRPC C++ {grpcv or '?'}; load average at start {open('/proc/loadavg').read().split()[:3]}")
 
 
@@ -793,6 +814,13 @@ def report(bench, scenarios, servers, argv, started, machine):
               "generator or the scenario, not the server, set the pace.", ""]
     if bench.fixed_rate_note:
         lines += [f"- fixed-rate-50pct: {bench.fixed_rate_note}.", ""]
+    built = []
+    for name in servers:
+        exe = next((x for x in server_commands(a.build).get(name, []) if x.startswith("/") and "python3" not in x), None)
+        if exe and os.path.exists(exe):
+            built.append(f"{name} {datetime.datetime.fromtimestamp(os.path.getmtime(exe)):%Y-%m-%d %H:%M}")
+    if built:
+        lines += [f"- Server binaries last built (the source line above is the tree at run time): {', '.join(built)}.", ""]
     lines += ["| scenario | server | throughput: median (min–max) | server CPU µs/op | p50 / p99 ms "
               "| vs gRPC C++ | core saturated? | other load | notes |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -803,7 +831,15 @@ def report(bench, scenarios, servers, argv, started, machine):
         for name in servers:
             key = (sc.name, name)
             runs = [r for r in bench.results.get(key, []) if r.value is not None]
-            notes = sorted({n for r in bench.results.get(key, []) for n in r.notes if not n.endswith("msg/s")})
+            notes = []
+            failed = [n for r in bench.results.get(key, []) for n in r.notes if n.startswith("failed")]
+            if failed:  # the same failure every round: say it once, short
+                notes.append(f"{len(failed)} of {len(bench.results[key])} rounds {failed[0][:160]}")
+            for r in bench.results.get(key, []):
+                for n in r.notes:
+                    if not (n.startswith("failed") or n.endswith("msg/s") or n in notes
+                            or (n.startswith("RSS") and any(x.startswith("RSS") for x in notes))):
+                        notes.append(n)
             if not runs:
                 why = bench.skipped.get(key) or "; ".join(notes) or "not run"
                 lines.append(f"| {sc.name} | {name} | – | – | – | – | – | – | {why} |")
@@ -839,9 +875,8 @@ def report(bench, scenarios, servers, argv, started, machine):
             load = median_of(runs, "load_util")
             if sc.kind != "idle" and load is not None and load >= SATURATED and util < SATURATED:
                 notes.append(f"load core busy ({pct(load)}): load-bound")
-            msg_rate = [n for r in runs for n in r.notes if n.endswith("msg/s")]
-            if msg_rate:
-                notes.append(f"median {msg_rate[len(msg_rate) // 2]}")
+            median_run = sorted(runs, key=lambda r: r.value)[len(runs) // 2]
+            notes += [f"median round {n}" for n in median_run.notes if n.endswith("msg/s")]
             lines.append(f"| {sc.name} | {name} | {thr} | {fmt_num(cpu)} | {lat_s} | {ratio} | {sat} | "
                          f"{pct(median_of(runs, 'other_util'))} | {'; '.join(notes)} |")
     lines += ["", "## Scenarios", ""]
