@@ -4,6 +4,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <utility>
 #include <variant>
@@ -15,7 +16,15 @@ class Task;
 
 namespace detail {
 
+// Coroutine frames of handlers come and go with every RPC: they are taken from the
+// library's per-thread block pool instead of malloc.
+void* frame_allocate(std::size_t n);
+void frame_deallocate(void* p, std::size_t n) noexcept;
+
 struct TaskPromiseBase {
+  static void* operator new(std::size_t n) { return frame_allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+
   std::coroutine_handle<> continuation_;
   std::exception_ptr exception_;
 

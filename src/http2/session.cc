@@ -2,6 +2,7 @@
 // hands DATA payloads to the output queue by reference.
 #include "http2/session.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -36,6 +37,36 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
           NGHTTP2_NV_FLAG_NONE};
 }
+
+// nghttp2's own allocations (stream records, frames, header copies: several per request)
+// from the shard's block pool. nghttp2 frees without a size, so each block carries it.
+struct alignas(16) BlockHeader {
+  size_t size;
+};
+void* ng_malloc(size_t size, void*) {
+  auto* h = static_cast<BlockHeader*>(loop::pool_allocate(sizeof(BlockHeader) + size));
+  h->size = size;
+  return h + 1;
+}
+void ng_free(void* ptr, void*) {
+  if (!ptr) return;
+  auto* h = static_cast<BlockHeader*>(ptr) - 1;
+  loop::pool_deallocate(h, sizeof(BlockHeader) + h->size);
+}
+void* ng_calloc(size_t nmemb, size_t size, void* user) {
+  void* p = ng_malloc(nmemb * size, user);
+  std::memset(p, 0, nmemb * size);
+  return p;
+}
+void* ng_realloc(void* ptr, size_t size, void* user) {
+  if (!ptr) return ng_malloc(size, user);
+  size_t old = (static_cast<BlockHeader*>(ptr) - 1)->size;
+  void* p = ng_malloc(size, user);
+  std::memcpy(p, ptr, std::min(old, size));
+  ng_free(ptr, user);
+  return p;
+}
+nghttp2_mem pooled_nghttp2_mem = {nullptr, ng_malloc, ng_free, ng_calloc, ng_realloc};
 
 }  // namespace
 
@@ -110,7 +141,7 @@ struct SessionCallbacks {
     }
     else if (n == "grpc-encoding") h.grpc_encoding = v;
     else if (n == "host") { if (h.authority.empty()) h.authority = v; }
-    else h.metadata.emplace_back(std::string(n), std::string(v));
+    else h.metadata.emplace_back(PooledString(n), PooledString(v));
     return 0;
   }
 
@@ -274,7 +305,7 @@ struct SessionCallbacks {
       st->body->body_trailers(trailers);
       if (trailers.empty()) return static_cast<ssize_t>(n);  // END_STREAM rides on this DATA
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      std::vector<nghttp2_nv> nva;
+      std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> nva;
       nva.reserve(trailers.size());
       for (auto& f : trailers) nva.push_back(make_nv(f.name, f.value));
       nghttp2_submit_trailer(ng, id, nva.data(), nva.size());
@@ -303,7 +334,7 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   // Window updates follow what handlers consume (rpc layer), not what arrived.
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
-  nghttp2_session_server_new2(&ng_, cbs, this, opt);
+  nghttp2_session_server_new3(&ng_, cbs, this, opt, &pooled_nghttp2_mem);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 
@@ -374,7 +405,7 @@ void Session::check_done() {
 }
 
 bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body) {
-  std::vector<nghttp2_nv> nva;
+  std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> nva;
   nva.reserve(headers.size());
   for (auto& f : headers) nva.push_back(make_nv(f.name, f.value));
   s.body = body;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "loop/small_pool.h"
 #include "transport/output_queue.h"
 #include "uringrpc/metadata.h"
 
@@ -16,25 +17,32 @@ namespace uringrpc::http2 {
 
 using StreamId = int32_t;
 
+// Request heads are built and dropped for every RPC: their strings come from the block
+// pool (loop/small_pool.h), not malloc.
+using PooledString = std::basic_string<char, std::char_traits<char>, loop::PoolAllocator<char>>;
+using RawMetadataEntry = std::pair<PooledString, PooledString>;
+using RawMetadata = std::vector<RawMetadataEntry, loop::PoolAllocator<RawMetadataEntry>>;
+
 struct RequestHead {
-  std::string method;
-  std::string path;
-  std::string scheme;
-  std::string authority;
-  std::string content_type;
-  std::string te;
-  std::string grpc_timeout;
+  PooledString method;
+  PooledString path;
+  PooledString scheme;
+  PooledString authority;
+  PooledString content_type;
+  PooledString te;
+  PooledString grpc_timeout;
   bool has_grpc_timeout = false;  // present, even if empty (an empty one is an error)
-  std::string grpc_encoding;
+  PooledString grpc_encoding;
   // Every other header, in arrival order, values as on the wire.
-  Metadata metadata;
+  RawMetadata metadata;
 };
 
 struct HeaderField {
   std::string_view name;
   std::string_view value;
 };
-using HeaderList = std::vector<HeaderField>;
+// Built and dropped for every response: pooled (loop/small_pool.h), not malloc'd.
+using HeaderList = std::vector<HeaderField, loop::PoolAllocator<HeaderField>>;
 
 // Supplies a response body without copying it into nghttp2, registered by the layer above.
 class ResponseBody {
@@ -73,6 +81,7 @@ class CannedBody final : public ResponseBody {
 };
 
 struct Stream {
+  URINGRPC_POOLED
   StreamId id = 0;
   RequestHead head;
   size_t header_bytes = 0;   // name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts

@@ -126,9 +126,11 @@ void Shard::run_turn_end() {
       h->on_turn_end();
     }
     hooks_running_.clear();
-    auto deferred = std::move(deferred_);
-    deferred_.clear();
-    for (auto& fn : deferred) fn();
+    // Swapped, not moved: both vectors keep their capacity, so a steady loop never
+    // allocates here (a moved-from vector starts over at zero every turn).
+    deferred_running_.swap(deferred_);
+    for (auto& fn : deferred_running_) fn();
+    deferred_running_.clear();
   }
 }
 

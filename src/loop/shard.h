@@ -114,6 +114,7 @@ class Shard {
   std::vector<TurnHook*> hooks_;
   std::vector<TurnHook*> hooks_running_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void()>> deferred_running_;
   bool exit_requested_ = false;
   int holds_ = 0;
 

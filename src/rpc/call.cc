@@ -34,6 +34,7 @@ std::string current_exception_type() {
 // It stops at its final suspend point; the Call destroys it.
 struct Call::Runner {
   struct promise_type {
+    URINGRPC_POOLED
     Runner get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
     std::suspend_always initial_suspend() noexcept { return {}; }
     std::suspend_always final_suspend() noexcept { return {}; }
@@ -76,13 +77,13 @@ Call::Runner Call::run(Task<void> task) {
 }
 
 Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Entry& method,
-           Metadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted)
+           http2::RawMetadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted)
     : owner_(owner),
       shard_(owner.shard()),
       stream_(&stream),
       method_(method),
       ctx_(*this),
-      client_metadata_(std::move(client_metadata)),
+      raw_metadata_(std::move(client_metadata)),
       admitted_(admitted),
       deframer_(owner.config().max_receive_message_size) {
   if (deadline_ms) {
@@ -118,6 +119,15 @@ void Call::start() {
   runner_ = r.h;
   scheduled_ = runner_;
   shard_.schedule(runner_);
+}
+
+const Metadata& Call::client_metadata() const {
+  if (!client_metadata_) {
+    client_metadata_.emplace();
+    client_metadata_->reserve(raw_metadata_.size());
+    for (auto& [k, v] : raw_metadata_) client_metadata_->emplace_back(std::string(k), std::string(v));
+  }
+  return *client_metadata_;
 }
 
 std::string_view Call::peer() const { return owner_.session().peer(); }

@@ -11,6 +11,7 @@
 
 #include "http2/session.h"
 #include "loop/shard.h"
+#include "loop/small_pool.h"
 #include "loop/timer_wheel.h"
 #include "rpc/deframer.h"
 #include "rpc/memory_budget.h"
@@ -39,8 +40,9 @@ struct RpcConfig {
 
 class Call final : public http2::ResponseBody {
  public:
+  URINGRPC_POOLED
   Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Entry& method,
-       Metadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted);
+       http2::RawMetadata client_metadata, std::optional<uint64_t> deadline_ms, bool admitted);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -58,7 +60,8 @@ class Call final : public http2::ResponseBody {
   // --- ServerContext's implementation
   ServerContext& context() { return ctx_; }
   std::string_view method() const { return method_.path; }
-  const Metadata& client_metadata() const { return client_metadata_; }
+  // Built on first use: most handlers never look, and the copy costs allocations.
+  const Metadata& client_metadata() const;
   std::string_view peer() const;
   const PeerIdentity* peer_identity() const;
   std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
@@ -119,7 +122,8 @@ class Call final : public http2::ResponseBody {
   http2::Stream* stream_;
   const MethodTable::Entry& method_;
   ServerContext ctx_;
-  Metadata client_metadata_;
+  http2::RawMetadata raw_metadata_;               // as received, -bin values decoded
+  mutable std::optional<Metadata> client_metadata_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   loop::Timer deadline_timer_;
   bool admitted_;
@@ -136,7 +140,7 @@ class Call final : public http2::ResponseBody {
 
   // request side
   Deframer deframer_;
-  std::deque<Bytes> inbound_;
+  std::deque<Bytes, loop::PoolAllocator<Bytes>> inbound_;
   size_t inbound_bytes_ = 0;
   size_t window_held_ = 0;   // received bytes whose window we have not returned yet
   bool half_closed_ = false;
@@ -156,7 +160,7 @@ class Call final : public http2::ResponseBody {
     Bytes payload;
     size_t payload_sent;
   };
-  std::deque<OutMessage> outbound_;
+  std::deque<OutMessage, loop::PoolAllocator<OutMessage>> outbound_;
   size_t outbound_bytes_ = 0;
   Metadata initial_;
   bool headers_sent_ = false;

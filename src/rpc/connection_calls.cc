@@ -86,7 +86,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     return;
   }
   if (!is_grpc_content_type(head.content_type)) {
-    reject(s, "415", StatusCode::INTERNAL, "invalid gRPC request content-type \"" + head.content_type + "\"");
+    reject(s, "415", StatusCode::INTERNAL, "invalid gRPC request content-type \"" + std::string(head.content_type) + "\"");
     return;
   }
   if (head.te != "trailers") {
@@ -97,34 +97,32 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   if (head.has_grpc_timeout) {
     auto timeout = parse_grpc_timeout(head.grpc_timeout);
     if (!timeout) {
-      reject(s, "400", StatusCode::INTERNAL, "invalid grpc-timeout \"" + head.grpc_timeout + "\"");
+      reject(s, "400", StatusCode::INTERNAL, "invalid grpc-timeout \"" + std::string(head.grpc_timeout) + "\"");
       return;
     }
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
     deadline_ms = loop::TimerWheel::monotonic_now_ms() + static_cast<uint64_t>(ms);
   }
   if (!head.grpc_encoding.empty() && head.grpc_encoding != "identity") {
-    reject(s, "200", StatusCode::UNIMPLEMENTED, "unsupported grpc-encoding \"" + head.grpc_encoding + "\"", true);
+    reject(s, "200", StatusCode::UNIMPLEMENTED, "unsupported grpc-encoding \"" + std::string(head.grpc_encoding) + "\"",
+           true);
     return;
   }
   const MethodTable::Entry* method = config_.methods->find(head.path);
   if (!method) {
-    reject(s, "200", StatusCode::UNIMPLEMENTED, "Method not found: " + head.path);
+    reject(s, "200", StatusCode::UNIMPLEMENTED, "Method not found: " + std::string(head.path));
     return;
   }
-  Metadata md;
-  md.reserve(head.metadata.size());
+  // -bin values are decoded now (a bad one is the client's error, answered at once); the
+  // handler's std::string Metadata is only built if it asks for it (Call::client_metadata).
   for (auto& [k, v] : head.metadata) {
-    if (is_binary_metadata_key(k)) {
-      auto decoded = base64_decode(v);
-      if (!decoded) {
-        reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + k + "\"");
-        return;
-      }
-      md.emplace_back(std::move(k), std::move(*decoded));
-    } else {
-      md.emplace_back(std::move(k), std::move(v));
+    if (!is_binary_metadata_key(k)) continue;
+    auto decoded = base64_decode(v);
+    if (!decoded) {
+      reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + std::string(k) + "\"");
+      return;
     }
+    v.assign(decoded->data(), decoded->size());
   }
   if (budget_ && budget_->exhausted()) {
     reject(s, "200", StatusCode::RESOURCE_EXHAUSTED, "server memory budget for buffered messages exhausted");
@@ -139,7 +137,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     }
     admitted = true;
   }
-  auto* call = new Call(*this, s, *method, std::move(md), deadline_ms, admitted);
+  auto* call = new Call(*this, s, *method, std::move(head.metadata), deadline_ms, admitted);
   call->next_ = calls_;
   if (calls_) calls_->prev_ = call;
   calls_ = call;

@@ -483,9 +483,12 @@ def cases(t):
                                 c.send_frame(0xFF, 0, 1, b"x")), [P]))
 
     # 6.1 DATA
+    def ended_then_data(c):
+        with c.cork():  # one read: the DATA meets the half-closed stream, not a finished one
+            c.headers(1, goodblock(), end_stream=True)
+            c.data(1, b"test", True)
     t.run("6.1/2", "DATA on a stream the client already ended -> STREAM_CLOSED",
-          stream_error(lambda c: (c.headers(1, goodblock(), end_stream=True), c.data(1, b"test", True)),
-                       1, [SC], conn_ok=True))
+          stream_error(lambda c: ended_then_data(c), 1, [SC], conn_ok=True))
     t.run("6.1/3", "DATA whose pad length is not smaller than the payload -> PROTOCOL_ERROR",
           conn_error(lambda c: (open_stream(c), c.send_frame(DATA, PADDED | END_STREAM, 1, b"\x06" + b"\x00" * 5)),
                      [P]))
@@ -603,9 +606,10 @@ def cases(t):
 
     # 8.1 HTTP request/response exchange
     def trailers(c, fields, end_stream):
-        c.headers(1, goodblock())
-        c.data(1, grpc_message(SEED_REQUEST))
-        c.headers(1, block(fields), end_stream=end_stream)
+        with c.cork():  # the trailers must reach the stream while it is still open
+            c.headers(1, goodblock())
+            c.data(1, grpc_message(SEED_REQUEST))
+            c.headers(1, block(fields), end_stream=end_stream)
     t.run("8.1/1", "request trailers without END_STREAM -> stream PROTOCOL_ERROR",
           stream_error(lambda c: trailers(c, [("x-trailer", "1")], False), 1, [P]))
     t.run("8.1/2", "request with trailers (HEADERS, DATA, HEADERS+END_STREAM) is served",

@@ -2,6 +2,7 @@
 # grpc_edge_cases_test.py): starts tests/seed's seed-server, speaks HTTP/2 to it over a raw
 # socket (frames built by hand so they can be malformed on purpose; incoming frames parsed by
 # hyperframe, header blocks by hpack) and judges the answers. Run with Debian's /usr/bin/python3.
+import contextlib
 import os
 import select
 import socket
@@ -159,6 +160,7 @@ class Conn:
         self.server_settings = {}
         self.pending_block = {}  # stream -> (fragments, end_stream) of a header block in progress
         self.log = []  # short text of every frame seen, for failure messages
+        self.corked = None  # frames held by cork()
 
     def close(self):
         try:
@@ -168,11 +170,25 @@ class Conn:
 
     def send(self, data):
         """False once the peer is gone: a closed connection is an answer, not a test error."""
+        if self.corked is not None:
+            self.corked.append(data)
+            return True
         try:
             self.sock.sendall(data)
             return True
         except OSError:
             return False
+
+    @contextlib.contextmanager
+    def cork(self):
+        """Frames sent inside go out in one write, so the server reads them together: cases
+        whose answer depends on the stream's state must not race a fast server's response."""
+        self.corked = []
+        try:
+            yield
+        finally:
+            pending, self.corked = b"".join(self.corked), None
+            self.send(pending)
 
     def send_frame(self, ftype, flags, stream, payload=b""):
         return self.send(frame(ftype, flags, stream, payload))

@@ -1,0 +1,116 @@
+// Size classes: 16-byte steps up to 1 KiB, 256-byte steps up to 16 KiB; larger requests go
+// to operator new. Each class keeps at most ~256 KiB of free blocks per thread, so a burst
+// cannot leave a thread holding unbounded memory. The lists are plain thread-local data
+// (no guard on the fast path); a separate thread-local object returns them at thread exit.
+#include "loop/small_pool.h"
+
+#include <cstdint>
+
+#include "uringrpc/task.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define URINGRPC_POOL_PASSTHROUGH 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define URINGRPC_POOL_PASSTHROUGH 1
+#endif
+#endif
+
+namespace uringrpc::loop {
+namespace {
+
+constexpr std::size_t kFineStep = 16, kFineMax = 1024;
+constexpr std::size_t kCoarseStep = 256, kCoarseMax = 16384;
+constexpr std::size_t kClasses = kFineMax / kFineStep + (kCoarseMax - kFineMax) / kCoarseStep;
+constexpr std::size_t kCacheBytesPerClass = 256u << 10;
+
+constexpr std::size_t class_of(std::size_t n) {
+  if (n <= kFineMax) return (n + kFineStep - 1) / kFineStep - 1;
+  return kFineMax / kFineStep + (n - kFineMax + kCoarseStep - 1) / kCoarseStep - 1;
+}
+constexpr std::size_t class_size(std::size_t c) {
+  if (c < kFineMax / kFineStep) return (c + 1) * kFineStep;
+  return kFineMax + (c - kFineMax / kFineStep + 1) * kCoarseStep;
+}
+static_assert(class_size(class_of(1)) == 16 && class_size(class_of(1024)) == 1024);
+static_assert(class_size(class_of(1025)) == 1280 && class_size(class_of(kCoarseMax)) == kCoarseMax);
+static_assert(class_of(kCoarseMax) == kClasses - 1);
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+struct Lists {
+  FreeBlock* head[kClasses];
+  std::uint32_t count[kClasses];
+  bool closed;  // the thread is exiting: free straight to operator delete
+};
+thread_local Lists t_lists{};  // constant-initialised: no guard on access
+
+struct Reaper {
+  bool armed = false;
+  ~Reaper() {
+    t_lists.closed = true;
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      while (FreeBlock* b = t_lists.head[c]) {
+        t_lists.head[c] = b->next;
+        ::operator delete(b);
+      }
+      t_lists.count[c] = 0;
+    }
+  }
+};
+
+void arm_reaper() {
+  thread_local Reaper reaper;
+  reaper.armed = true;
+}
+
+}  // namespace
+
+void* pool_allocate(std::size_t n) {
+#ifdef URINGRPC_POOL_PASSTHROUGH
+  return ::operator new(n);
+#else
+  if (n > kCoarseMax) return ::operator new(n);
+  std::size_t c = class_of(n == 0 ? 1 : n);
+  if (FreeBlock* b = t_lists.head[c]) {
+    t_lists.head[c] = b->next;
+    --t_lists.count[c];
+    return b;
+  }
+  arm_reaper();
+  return ::operator new(class_size(c));
+#endif
+}
+
+void pool_deallocate(void* p, std::size_t n) noexcept {
+  if (!p) return;
+#ifdef URINGRPC_POOL_PASSTHROUGH
+  (void)n;
+  ::operator delete(p);
+#else
+  if (n > kCoarseMax || t_lists.closed) {
+    ::operator delete(p);
+    return;
+  }
+  std::size_t c = class_of(n == 0 ? 1 : n);
+  if (t_lists.count[c] * class_size(c) >= kCacheBytesPerClass) {
+    ::operator delete(p);
+    return;
+  }
+  auto* b = static_cast<FreeBlock*>(p);
+  b->next = t_lists.head[c];
+  t_lists.head[c] = b;
+  ++t_lists.count[c];
+#endif
+}
+
+}  // namespace uringrpc::loop
+
+namespace uringrpc::detail {
+
+void* frame_allocate(std::size_t n) { return loop::pool_allocate(n); }
+void frame_deallocate(void* p, std::size_t n) noexcept { loop::pool_deallocate(p, n); }
+
+}  // namespace uringrpc::detail
