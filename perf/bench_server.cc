@@ -1,23 +1,19 @@
 // The uringrpc side of the benchmark (perf/): grpc.testing.TestService's EmptyCall, UnaryCall,
 // StreamingOutputCall and StreamingInputCall, doing the same work per call as the anchors in
 // perf/anchors/. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include <uringrpc/protobuf.h>
 #include <uringrpc/uringrpc.h>
 
 #include "grpc/testing/empty.pb.h"
 #include "grpc/testing/messages.pb.h"
+#include "anchors/stop_waiter.h"
 
 namespace gt = grpc::testing;
 
@@ -77,6 +73,7 @@ int usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::block_stop_signals();  // before the shards start: they inherit the mask
   unsigned port = 0;
   bool have_port = false;
   std::string tls_cert, tls_key;
@@ -100,14 +97,6 @@ int main(int argc, char** argv) {
   }
   if (!have_port || tls_cert.empty() != tls_key.empty()) return usage(argv[0]);
 
-  // Block the stop signals before any server thread exists, so every thread inherits the
-  // mask and only sigwait() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   uringrpc::Server server(options);
   server.add_method("/grpc.testing.TestService/EmptyCall", uringrpc::unary(empty_call));
   server.add_method("/grpc.testing.TestService/UnaryCall", uringrpc::unary(unary_call));
@@ -130,20 +119,7 @@ int main(int argc, char** argv) {
   server.start();
   std::cout << "listening on " << bound << std::endl;  // endl flushes: the runner waits for it
 
-  // A runner that holds our stdin as a pipe stops us by closing it (or by dying). Only a
-  // pipe or socket counts: a stdin of /dev/null would read EOF at once and stop the server.
-  struct stat st {};
-  if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-    std::thread([] {
-      char buf[256];
-      while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-      }
-      kill(getpid(), SIGTERM);  // blocked in every thread: sigwait() below takes it
-    }).detach();
-  }
-
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  bench::wait_for_stop();
   server.stop(std::chrono::seconds(2));
   return 0;
 }

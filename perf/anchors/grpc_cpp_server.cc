@@ -4,10 +4,6 @@
 // "async" (default) is the completion-queue API in its fastest shape for one core: one CQ,
 // one polling thread, K requests pre-posted per method and each call object reused for the
 // next call (as gRPC's own qps benchmark server does). "callback" is the reactor API.
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -26,6 +22,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "grpc/testing/test.grpc.pb.h"
+#include "stop_waiter.h"
 
 namespace gt = grpc::testing;
 using TestService = gt::TestService;
@@ -375,14 +372,8 @@ int usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Blocked before anything starts gRPC and its threads (making credentials does), so that
-  // only the sigwait() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
+  // Before anything starts gRPC and its threads (making credentials does): they inherit it.
+  bench::block_stop_signals();
   unsigned port = 0, prepost = 256;
   bool have_port = false;
   std::string api = "async", tls_cert, tls_key;
@@ -453,20 +444,8 @@ int main(int argc, char** argv) {
   }
   std::cout << "listening on " << bound << std::endl;  // endl flushes: the runner waits for it
 
-  // A runner that holds our stdin as a pipe stops us by closing it; /dev/null does not count.
-  struct stat st {};
-  if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-    std::thread([] {
-      char buf[256];
-      while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-      }
-      kill(getpid(), SIGTERM);
-    }).detach();
-  }
-
   std::thread stopper([&] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
+    bench::wait_for_stop();
     g_stopping.store(true);
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     if (cq) shutdown_alarm.Set(cq.get(), gpr_now(GPR_CLOCK_MONOTONIC), &shutdown_tag);
