@@ -1,6 +1,6 @@
 // How the C++ servers of the benchmark (bench-server and the gRPC C++ anchor) wait to be
-// stopped: SIGINT, SIGTERM, or EOF on a stdin that is a pipe or socket. A handler writing to
-// a self-pipe rather than sigwait(): under valgrind, sigwait() never saw the SIGTERM.
+// stopped: SIGINT, SIGTERM, or EOF on a stdin that is a pipe or socket, all three as a byte
+// on one self-pipe, so that a single blocking read() in one thread waits for any of them.
 #pragma once
 
 #include <fcntl.h>
