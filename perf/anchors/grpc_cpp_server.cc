@@ -4,6 +4,9 @@
 // "async" (default) is the completion-queue API in its fastest shape for one core: one CQ,
 // one polling thread, K requests pre-posted per method and each call object reused for the
 // next call (as gRPC's own qps benchmark server does). "callback" is the reactor API.
+// K defaults to 100: callgrind counted ~55.7k instructions per EmptyCall at K=100, 59.5k at
+// 160 and 64.7k at 256 (1 connection x 100 streams), so K is best at the number of calls in
+// flight; pass --prepost 160 for 16 x 10.
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -374,7 +377,7 @@ int usage(const char* argv0) {
 int main(int argc, char** argv) {
   // Before anything starts gRPC and its threads (making credentials does): they inherit it.
   bench::block_stop_signals();
-  unsigned port = 0, prepost = 256;
+  unsigned port = 0, prepost = 100;
   bool have_port = false;
   std::string api = "async", tls_cert, tls_key;
   for (int i = 1; i < argc; ++i) {
