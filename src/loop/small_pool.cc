@@ -17,6 +17,7 @@
 #endif
 
 namespace uringrpc::loop {
+#ifndef URINGRPC_POOL_PASSTHROUGH
 namespace {
 
 constexpr std::size_t kFineStep = 16, kFineMax = 1024;
@@ -67,6 +68,7 @@ void arm_reaper() {
 }
 
 }  // namespace
+#endif
 
 void* pool_allocate(std::size_t n) {
 #ifdef URINGRPC_POOL_PASSTHROUGH
