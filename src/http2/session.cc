@@ -376,6 +376,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
                  nghttp2_strerror(static_cast<int>(rv)));
     return false;
   }
+  apply_skipped_rules(data);
   check_output_pressure();
   check_done();
   return !closed_ && !failed_;

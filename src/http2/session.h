@@ -11,6 +11,7 @@
 #include <memory>
 #include <string_view>
 
+#include "http2/frame_scanner.h"
 #include "http2/stream.h"
 #include "loop/timer_wheel.h"
 #include "transport/transport.h"
@@ -120,6 +121,9 @@ class Session final : public transport::ConnectionHandler {
   void remember_closed(int32_t id, ClosedHow how);
   void on_frame_for_missing_stream(const nghttp2_frame_hd& hd);
   int32_t oldest_remembered_id() const;
+  // After nghttp2 has taken a chunk: the rules it skips with priorities off (DATA on a
+  // closed stream, a PRIORITY frame depending on its own stream).
+  void apply_skipped_rules(const Bytes& data);
   void arm_keepalive(uint64_t at_ms);
   void on_keepalive_ack();
   static void keepalive_fired(void* self);
@@ -159,6 +163,7 @@ class Session final : public transport::ConnectionHandler {
   };
   ClosedStream recently_closed_[kClosedMemory];
   size_t closed_next_ = 0;
+  FrameScanner scanner_;
   bool final_goaway_sent_ = false;
   bool closed_ = false;
 };

@@ -107,6 +107,26 @@ void Session::on_frame_for_missing_stream(const nghttp2_frame_hd& hd) {
   }
 }
 
+void Session::apply_skipped_rules(const Bytes& data) {
+  const uint8_t* p = data.data();
+  size_t left = data.size();
+  while (left > 0 && !failed_ && !closed_) {
+    FrameScanner::Found found;
+    size_t used = scanner_.scan(p, left, &found);
+    p += used;
+    left -= used;
+    if (found.kind == FrameScanner::Found::kData && !nghttp2_session_find_stream(ng_, found.stream)) {
+      nghttp2_frame_hd hd{};
+      hd.type = NGHTTP2_DATA;
+      hd.stream_id = found.stream;
+      on_frame_for_missing_stream(hd);
+    } else if (found.kind == FrameScanner::Found::kPrioritySelfDependency) {
+      fail_connection(NGHTTP2_PROTOCOL_ERROR, "stream depends on itself");
+    }
+    if (used == 0) break;
+  }
+}
+
 int32_t Session::oldest_remembered_id() const {
   // Streams older than what we remember may be ones we reset long ago: give them the
   // benefit of the doubt.

@@ -435,21 +435,17 @@ def cases(t):
     t.run("5.1/7", "half-closed (remote): CONTINUATION -> STREAM_CLOSED or PROTOCOL_ERROR",
           stream_error(lambda c: (half_closed_remote(c), c.send_frame(CONTINUATION, END_HEADERS, 1, goodblock())),
                        1, [SC, P], conn_ok=True))
-    # Known deviation (5.1/8, 5.1/11, 5.3.1/2): with RFC 7540 priorities off (the issue's
-    # SETTINGS_NO_RFC7540_PRIORITIES = 1) nghttp2 forgets closed streams and drops DATA on
-    # them, and PRIORITY frames, before any callback of ours runs; the HEADERS variants are
-    # answered (the session remembers recent closed streams). The frame is ignored and the
-    # connection goes on; these cases pin that, so a change either way is noticed.
-    t.run("5.1/8", "closed by our RST_STREAM: DATA is ignored (deviation: RFC says STREAM_CLOSED)",
-          ignored(lambda c: (closed_after_rst(c), c.data(1, grpc_message(b"x"), True))))
+    t.run("5.1/8", "closed by our RST_STREAM: DATA -> STREAM_CLOSED",
+          stream_error(lambda c: (closed_after_rst(c), c.data(1, grpc_message(b"x"), True)), 1, [SC],
+                       conn_ok=True))
     t.run("5.1/9", "closed by our RST_STREAM: HEADERS -> STREAM_CLOSED",
           stream_error(lambda c: (closed_after_rst(c), c.headers(1, goodblock(), end_stream=True)), 1, [SC],
                        conn_ok=True))
     t.run("5.1/10", "closed by our RST_STREAM: CONTINUATION -> STREAM_CLOSED or PROTOCOL_ERROR",
           stream_error(lambda c: (closed_after_rst(c), c.send_frame(CONTINUATION, END_HEADERS, 1, goodblock())),
                        1, [SC, P], conn_ok=True))
-    t.run("5.1/11", "closed after END_STREAM both ways: DATA is ignored (deviation: RFC says STREAM_CLOSED)",
-          ignored(lambda c: (closed_after_response(c), c.data(1, grpc_message(b"x"), True))))
+    t.run("5.1/11", "closed after END_STREAM both ways: DATA -> connection STREAM_CLOSED",
+          conn_error(lambda c: (closed_after_response(c), c.data(1, grpc_message(b"x"), True)), [SC]))
     t.run("5.1/12", "closed after END_STREAM both ways: HEADERS -> connection STREAM_CLOSED",
           conn_error(lambda c: (closed_after_response(c), c.headers(1, goodblock(), end_stream=True)), [SC]))
     t.run("5.1/13", "closed after END_STREAM both ways: CONTINUATION -> STREAM_CLOSED or PROTOCOL_ERROR",
@@ -468,8 +464,8 @@ def cases(t):
     t.run("5.3.1/1", "HEADERS depending on its own stream -> PROTOCOL_ERROR",
           stream_error(lambda c: c.send_frame(HEADERS, END_HEADERS | END_STREAM | PRIORITY_FLAG, 1,
                                               struct.pack(">IB", 1, 15) + goodblock()), 1, [P], conn_ok=True))
-    t.run("5.3.1/2", "PRIORITY depending on its own stream is ignored (deviation: RFC says PROTOCOL_ERROR)",
-          ignored(lambda c: c.send_frame(PRIORITY, 0, 1, struct.pack(">IB", 1, 15))))
+    t.run("5.3.1/2", "PRIORITY depending on its own stream -> PROTOCOL_ERROR",
+          stream_error(lambda c: c.send_frame(PRIORITY, 0, 1, struct.pack(">IB", 1, 15)), 1, [P], conn_ok=True))
 
     # 5.4 Error handling
     t.run("5.4.1/1", "connection error: GOAWAY names the last stream processed, then close",
