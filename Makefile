@@ -111,10 +111,6 @@ run: $(BUILD)/bin/example-server
 	@echo "example server on localhost:50051 (Ctrl-C stops it); call it with any gRPC client, e.g. see examples/README.md"
 	$(BUILD)/bin/example-server --port 50051
 
-# Benchmarks arrive with the performance work (perf/README.md says what is there).
-bench:
-	@echo "no benchmarks yet: see perf/README.md" >&2; exit 1
-
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/uringrpc $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/man/man7
@@ -171,5 +167,86 @@ fuzz-clean:
 
 -include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
 # ---- end fuzzing
+
+# ---- benchmark clients (perf/clients)
+# Load generators perf/bench.py uses where h2load cannot express the scenario.
+# stream-client: the real gRPC C++ client (generic stub, no generated code) driving
+# server-streaming or client-streaming calls for a fixed time; prints one line of figures.
+BENCH_CLIENTS := $(BUILD)/perf/stream-client
+.PHONY: bench-clients
+bench-clients: $(BENCH_CLIENTS)
+
+$(BUILD)/perf/stream-client: $(BUILD)/obj/perf/clients/stream_client.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_LIBS) -o $@
+# ---- end benchmark clients
+
+# ---- benchmarks (perf)
+# `make bench`: installs the benchmark's own Debian packages (perf/install-deps; `make test`
+# never needs them), builds our bench-server and the gRPC C++ and grpc-go anchors, then runs
+# perf/bench.py. The grpc.testing code generated from Debian's grpc-proto lives under
+# $(BUILD)/perf-gen/ and only these targets build it. The Python anchor needs no build.
+PERF_DEPS_STAMP := $(BUILD)/.perf-deps-installed
+PERF_GEN        := $(BUILD)/perf-gen
+TESTING_PROTO_DIR := /usr/share/grpc-proto
+PERF_MSG_OBJS   := $(patsubst %,$(BUILD)/obj/perf-gen/grpc/testing/%.pb.o,empty messages)
+PERF_CPP_OBJS   := $(PERF_MSG_OBJS) $(BUILD)/obj/perf-gen/grpc/testing/test.pb.o \
+                   $(BUILD)/obj/perf-gen/grpc/testing/test.grpc.pb.o
+PERF_GEN_HDRS   := $(patsubst %,$(PERF_GEN)/grpc/testing/%.pb.h,empty messages test test.grpc)
+BENCH_SERVERS   := $(BUILD)/bin/bench-server $(BUILD)/perf/grpc-cpp-server \
+                   $(BUILD)/perf/grpc-go-server
+GRPC_CPP_LIBS    = $(shell pkg-config --libs grpc++ protobuf 2>/dev/null)
+# grpc-go is built offline from Debian's Go sources: GOPATH mode, no module proxy.
+PERF_GO_PKG     := $(PERF_GEN)/go/src/uringrpc/benchpb
+# The grpc.testing protos declare no go_package: map all three into one package.
+PERF_GO_MAP     := Mgrpc/testing/empty.proto=uringrpc/benchpb,Mgrpc/testing/test.proto=uringrpc/benchpb
+PERF_GO_MAP     := $(PERF_GO_MAP),Mgrpc/testing/messages.proto=uringrpc/benchpb
+PERF_GO_ENV      = GOPATH=$(abspath $(PERF_GEN)/go):/usr/share/gocode GO111MODULE=off GOPROXY=off \
+                   GOFLAGS= GOCACHE=$(abspath $(PERF_GEN)/go-cache)
+
+.PHONY: bench bench-deps bench-servers
+bench: bench-deps bench-servers $(BENCH_CLIENTS)
+	/usr/bin/python3 perf/bench.py --build $(BUILD)
+bench-servers: $(BENCH_SERVERS)
+bench-deps: $(PERF_DEPS_STAMP)
+# After .ci/install-deps, never beside it: two apt-get runs at once fight over dpkg's lock.
+$(PERF_DEPS_STAMP): perf/install-deps | $(DEPS_STAMP)
+	@bash perf/install-deps
+	@mkdir -p $(@D) && touch $@
+
+$(PERF_GEN)/grpc/testing/%.grpc.pb.cc $(PERF_GEN)/grpc/testing/%.grpc.pb.h: | $(PERF_DEPS_STAMP)
+	@mkdir -p $(PERF_GEN)
+	protoc -I$(TESTING_PROTO_DIR) --grpc_out=$(PERF_GEN) \
+	  --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) grpc/testing/$*.proto
+$(PERF_GEN)/grpc/testing/%.pb.cc $(PERF_GEN)/grpc/testing/%.pb.h: | $(PERF_DEPS_STAMP)
+	@mkdir -p $(PERF_GEN)
+	protoc -I$(TESTING_PROTO_DIR) --cpp_out=$(PERF_GEN) grpc/testing/$*.proto
+
+$(BUILD)/obj/perf-gen/%.o: $(PERF_GEN)/%.cc | $(PERF_GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(PERF_GEN) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/perf/bench_server.o $(BUILD)/obj/perf/anchors/grpc_cpp_server.o: CPPFLAGS += -I$(PERF_GEN)
+$(BUILD)/obj/perf/bench_server.o $(BUILD)/obj/perf/anchors/grpc_cpp_server.o: | $(PERF_GEN_HDRS)
+
+$(BUILD)/bin/bench-server: $(BUILD)/obj/perf/bench_server.o $(PERF_MSG_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/perf/grpc-cpp-server: $(BUILD)/obj/perf/anchors/grpc_cpp_server.o $(PERF_CPP_OBJS)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_CPP_LIBS) -o $@
+
+$(PERF_GO_PKG)/test_grpc.pb.go: | $(PERF_DEPS_STAMP)
+	@mkdir -p $(PERF_GEN)/go/src
+	protoc -I$(TESTING_PROTO_DIR) --go_out=$(PERF_GO_MAP):$(PERF_GEN)/go/src \
+	  --go-grpc_out=$(PERF_GO_MAP):$(PERF_GEN)/go/src \
+	  grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto
+
+# The stamp as a prerequisite: a new package list (e.g. golang-protobuf 1.3 -> 1.5) relinks.
+$(BUILD)/perf/grpc-go-server: perf/anchors/go/main.go $(PERF_GO_PKG)/test_grpc.pb.go $(PERF_DEPS_STAMP)
+	@mkdir -p $(@D)
+	cd perf/anchors/go && $(PERF_GO_ENV) go build -o $(abspath $@) .
+# ---- end benchmarks
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
