@@ -68,12 +68,13 @@ def rapid_reset(ctx, total=5000, batch=50):
     """Open-then-reset (CVE-2023-44487): HEADERS + request + RST_STREAM CANCEL, 5,000 times,
     on as many connections as it takes (a connection that answers GOAWAY is replaced)."""
     before = snapshot(ctx, SLOW)
-    sent, outcomes, accepted = 0, {}, []
+    sent, outcomes, accepted, unpunished = 0, {}, [], []
     deadline = time.monotonic() + 30
     while sent < total and time.monotonic() < deadline:
         conn = RawConn(ctx.port)
         conn.handshake()
         t0 = time.monotonic()
+        sent_here = 0
         while sent < total and conn.goaway is None and conn.closed is None and time.monotonic() < deadline:
             out = b""
             for _ in range(batch):
@@ -82,8 +83,12 @@ def rapid_reset(ctx, total=5000, batch=50):
             if not conn.send(out, timeout=3.0):
                 break
             sent += batch
+            sent_here += batch
             conn.poll(0)
         conn.pump(lambda: conn.goaway is not None or conn.closed is not None, 0.5)
+        if conn.goaway is None and conn.closed is None and \
+                sent_here > NGHTTP2_CLIENT_RESET_BURST + 33 * (time.monotonic() - t0) + 100:
+            unpunished.append(sent_here)
         key = goaway_text(conn) if conn.goaway else ("closed" if conn.closed else "open")
         outcomes[key] = outcomes.get(key, 0) + 1
         # The GOAWAY's last stream id says how many streams the server took before it gave up
@@ -97,10 +102,12 @@ def rapid_reset(ctx, total=5000, batch=50):
     # nghttp2's own for client resets (not a ServerOptions field; INTERNAL_ERROR) or ours
     # (reset_burst; ENHANCE_YOUR_CALM), which also counts the server's REFUSED_STREAMs when a
     # burst of open-then-resets briefly holds more streams than max_concurrent_streams.
+    # (Judged per connection: a slow server, under ASan say, lets one connection's 5,000
+    # resets all reach the socket before its GOAWAY arrives.)
     # A floor of 100 catches a connection cut off by a mere handful of cancellations.
-    check(len(accepted) >= total // (NGHTTP2_CLIENT_RESET_BURST + 33 * 30) and accepted,
-          "%d open-then-resets, conns ended: %s (expected GOAWAY past ~%d per connection)"
-          % (sent, outcomes, NGHTTP2_CLIENT_RESET_BURST))
+    check(accepted and not unpunished,
+          "%d open-then-resets, conns ended: %s; connections past ~%d resets without GOAWAY: %s"
+          % (sent, outcomes, NGHTTP2_CLIENT_RESET_BURST, unpunished))
     over = [(n, round(t, 1)) for n, t in accepted if not 100 <= n <= NGHTTP2_CLIENT_RESET_BURST + 33 * t + 100]
     check(not over, "GOAWAY after (streams, seconds) %s; the bucket is %d + 33/s" % (over, NGHTTP2_CLIENT_RESET_BURST))
     check(started == cancelled, "%d Slow handlers started, only %d cancelled 3 s after their streams were reset"
