@@ -257,7 +257,9 @@ bool Call::enqueue_write(Bytes payload, bool* ok) {
   outbound_.push_back(std::move(m));
   uint64_t stall_ms = owner_.config().stalled_stream_timeout_ms;
   if (stall_ms > 0 && !stall_timer_.armed()) {
-    last_progress_ms_ = shard_.now_ms();
+    // The loop's time of its last wake-up, not a clock read: this runs once per RPC, and
+    // a start a few milliseconds early is nothing against a timeout of minutes.
+    last_progress_ms_ = shard_.timers().now_ms();
     emitted_seen_ = emitted_;
     shard_.timers().arm(stall_timer_, last_progress_ms_ + std::max<uint64_t>(stall_ms / 4, 1));
   }
