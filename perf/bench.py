@@ -200,14 +200,14 @@ SCENARIOS = [
              method="UnaryCall", request=simple_request(KIB, KIB), response_size=KIB),
     Scenario("unary-64k", "UnaryCall, empty request, 64 KiB response, 16 × 10", "h2load",
              method="UnaryCall", request=simple_request(0, 64 * KIB), response_size=64 * KIB),
-    Scenario("stream-out-1k", "StreamingOutputCall, 1 KiB messages, 4 streams (stream-client)",
+    Scenario("stream-out-1k", "StreamingOutputCall, 1 KiB messages, 4 streams on 1 connection",
              "stream-out", method="StreamingOutputCall", conns=1, streams=4),
-    Scenario("stream-in-1k", "StreamingInputCall, 1 KiB messages, 4 streams (stream-client)",
+    Scenario("stream-in-1k", "StreamingInputCall, 1 KiB messages, 4 streams on 1 connection",
              "stream-in", method="StreamingInputCall", conns=1, streams=4),
     Scenario("fixed-rate-50pct", "EmptyCall at 50% of gRPC C++'s unary-empty-16x10 peak, 16 × 10",
              "fixed-rate"),
-    Scenario("conn-storm", "a new connection per EmptyCall (bursts of N connections, 1 call each)",
-             "storm", conns=500, streams=1),
+    Scenario("conn-storm", "a new connection per EmptyCall, 128 connections in flight (storm-client)",
+             "storm", conns=128, streams=1),
     Scenario("idle-1k", "1,000 idle h2c connections, one EmptyCall each, server RSS per connection",
              "idle", conns=1000, streams=1),
     Scenario("unary-tls", "EmptyCall over TLS 1.3 (ALPN h2), 16 × 10", "h2load", tls=True),
@@ -499,58 +499,64 @@ class Bench:
             run.notes.append(f"DATA {per_reply:.0f} B/reply, check call had {reply_bytes} B")
         return run
 
-    def measure_storm(self, sc, srv, reply_bytes):
-        body_path, _ = self.body_file(sc)
-        run = Run()
-        total = fails = 0
-        busy = 0.0
-        lat = []
-        end = time.monotonic() + self.a.seconds
-        with Window(srv.pid, self.a.server_core) as w:
-            while True:
-                log_path = os.path.join(self.scratch, "storm.log")
-                argv = self.h2load_argv(sc, srv.port, body_path, 0, log_path, requests=sc.conns)
-                r = self.run_h2load(argv, 120)
-                ok, bad = latencies_from_log(log_path)
-                lat += ok
-                total += r.get("succeeded", 0)
-                fails += r.get("failed", 0) + r.get("errored", 0) + bad
-                busy += r.get("seconds", 0)
-                if time.monotonic() >= end:
-                    break
-        run.command = shlex.join(argv) + f"   # repeated for {self.a.seconds:g} s"
-        if not total:
-            raise RuntimeError("no connection completed its call")
-        lat.sort()
-        # Connections per second of h2load's own running time: the gaps while the next
-        # h2load process starts are not the server's doing.
-        run.value = total / busy
-        run.cpu_us = w.server_s * 1e6 / total
-        run.lat = (percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9))
-        run.server_util, run.load_util, run.other_util = w.server_util, w.load_util, w.other_util
-        if fails:
-            run.notes.append(f"{fails} calls failed")
-        return run
+    def client_line(self, argv, timeout):
+        """Runs a perf/clients program and returns its key=value line as a dict."""
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+        kv = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
+        return p, line, kv
 
-    def measure_stream(self, sc, srv):
-        client = os.path.join(self.a.build, "perf/stream-client")
-        mode = "out" if sc.kind == "stream-out" else "in"
+    def measure_storm(self, sc, srv, reply_bytes):
+        # storm-client: C connections in flight, each one EmptyCall (checked: :status 200, one
+        # empty message, grpc-status 0) and a close; see perf/clients/storm_client.cc.
+        client = os.path.join(self.a.build, "perf/storm-client")
 
         def argv(seconds):
-            return ["taskset", "-c", str(self.a.load_core), client, "--target", f"127.0.0.1:{srv.port}",
-                    "--mode", mode, "--seconds", f"{seconds:g}", "--size", str(sc.size),
-                    "--streams", str(sc.streams), "--batch", "1000"]
+            return ["taskset", "-c", str(self.a.load_core), client, "--port", str(srv.port),
+                    "--conns", str(sc.conns), "--seconds", f"{seconds:g}"]
 
-        subprocess.run(argv(self.a.warmup), capture_output=True, timeout=self.a.warmup + 30)
+        self.client_line(argv(self.a.warmup), self.a.warmup + 30)
         cmd = argv(self.a.seconds)
         run = Run()
         run.command = shlex.join(cmd)
         with Window(srv.pid, self.a.server_core) as w:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.a.seconds + 60)
-        line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
-        kv = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
+            p, line, kv = self.client_line(cmd, self.a.seconds + 60)
+        total = int(kv.get("completed", 0))
+        if not total:
+            raise RuntimeError(f"storm-client: no connection completed its call: {line} {p.stderr.strip()[-300:]}")
+        run.value = float(kv["conn_per_s"])
+        run.cpu_us = w.server_s * 1e6 / total
+        run.lat = (float(kv["p50_us"]), float(kv["p99_us"]), float(kv["p999_us"]))
+        run.server_util, run.other_util = w.server_util, w.other_util
+        run.load_util = float(kv["client_cpu_s"]) / float(kv["seconds"])
+        if int(kv.get("failures", 0)):
+            run.notes.append(f"{kv['failures']} connections failed ({kv.get('failure_kinds')})")
+        if int(kv.get("goaways", 0)):
+            run.notes.append(f"{kv['goaways']} GOAWAYs")
+        return run
+
+    def measure_stream(self, sc, srv):
+        # h2-stream-client (nghttp2 client session) by default; --stream-client grpc runs the
+        # gRPC C++ client instead, as a cross-check. Both print the same key=value line.
+        mode = "out" if sc.kind == "stream-out" else "in"
+
+        def argv(seconds):
+            if self.a.stream_client == "grpc":
+                head = [os.path.join(self.a.build, "perf/stream-client"), "--target", f"127.0.0.1:{srv.port}"]
+            else:
+                head = [os.path.join(self.a.build, "perf/h2-stream-client"), "--port", str(srv.port)]
+            return ["taskset", "-c", str(self.a.load_core)] + head + [
+                "--mode", mode, "--seconds", f"{seconds:g}", "--size", str(sc.size),
+                "--streams", str(sc.streams), "--batch", "1000"]
+
+        self.client_line(argv(self.a.warmup), self.a.warmup + 30)
+        cmd = argv(self.a.seconds)
+        run = Run()
+        run.command = shlex.join(cmd)
+        with Window(srv.pid, self.a.server_core) as w:
+            p, line, kv = self.client_line(cmd, self.a.seconds + 60)
         if p.returncode != 0 or not kv:
-            raise RuntimeError(f"stream-client exited {p.returncode}: {line} {p.stderr.strip()[-300:]}")
+            raise RuntimeError(f"{os.path.basename(cmd[3])} exited {p.returncode}: {line} {p.stderr.strip()[-300:]}")
         msgs = int(kv["messages"])
         run.value = float(kv["mb_per_s"])
         run.cpu_us = w.server_s * 1e6 / msgs
@@ -632,6 +638,14 @@ class Bench:
                                 "16×10 (gRPC C++ 16×10 not measured in this run)")
         return 32500.0
 
+    def client_for(self, sc):
+        """The perf/clients program a scenario needs, or None for h2load and bench.py itself."""
+        if sc.kind == "storm":
+            return "storm-client"
+        if sc.kind.startswith("stream"):
+            return "stream-client" if self.a.stream_client == "grpc" else "h2-stream-client"
+        return None
+
     def run(self, scenarios, servers):
         cmds = server_commands(self.a.build)
         cmds.update(self.a.extra_server)
@@ -648,9 +662,9 @@ class Bench:
                         self.skipped[key] = f"not built ({missing[0] if missing else 'no such server'})"
                         self.log(f"   {name}: skipped, {self.skipped[key]}")
                         continue
-                    if sc.kind.startswith("stream") and not os.path.exists(
-                            os.path.join(self.a.build, "perf/stream-client")):
-                        self.skipped[key] = "stream-client not built (make bench-clients)"
+                    client = self.client_for(sc)
+                    if client and not os.path.exists(os.path.join(self.a.build, "perf", client)):
+                        self.skipped[key] = f"{client} not built (make bench-clients)"
                         continue
                     try:
                         run = self.run_one(sc, name, argv, rnd)
@@ -809,7 +823,7 @@ def report(bench, scenarios, servers, argv, started, machine):
               f"{a.warmup:g} s warm-up, a fresh server process per run; median (min–max) over rounds.",
               "- Server CPU is utime+stime of all its threads from /proc/PID/stat over the measured window, "
               "divided by the completed RPCs (messages for streaming, connections for the storm). Latencies "
-              "from h2load's per-request log.",
+              "from h2load's per-request log; for conn-storm, storm-client's connect-to-trailers times.",
               f"- Core saturated? = the server used ≥ {SATURATED:.0%} of its core; \"no\" means the load "
               "generator or the scenario, not the server, set the pace.", ""]
     if bench.fixed_rate_note:
@@ -912,6 +926,9 @@ def main():
                     "gRPC C++'s unary-empty-16x10 median in this run)")
     ap.add_argument("--extra-server", action="append", default=[], metavar="NAME=COMMAND",
                     help="another server to compare, started as COMMAND --port N")
+    ap.add_argument("--stream-client", choices=("h2", "grpc"), default="h2",
+                    help="load of stream-out-1k/stream-in-1k: h2 = h2-stream-client (nghttp2, default), "
+                    "grpc = stream-client (the gRPC C++ client; slower than our server, a cross-check)")
     ap.add_argument("--out", help="result file (default perf/results/<date>-<host>.md)")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     ap.add_argument("--write-bodies", metavar="DIR", help="write each h2load scenario's request body "
@@ -924,7 +941,7 @@ def main():
     if a.write_bodies:
         os.makedirs(a.write_bodies, exist_ok=True)
         for sc in SCENARIOS:
-            if sc.kind in ("h2load", "fixed-rate", "storm"):
+            if sc.kind in ("h2load", "fixed-rate"):
                 with open(os.path.join(a.write_bodies, f"{sc.name}.body"), "wb") as f:
                     f.write(grpc_frame(sc.request))
                 print(os.path.join(a.write_bodies, f"{sc.name}.body"))
