@@ -38,36 +38,6 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
           NGHTTP2_NV_FLAG_NONE};
 }
 
-// nghttp2's own allocations (stream records, frames, header copies: several per request)
-// from the shard's block pool. nghttp2 frees without a size, so each block carries it.
-struct alignas(16) BlockHeader {
-  size_t size;
-};
-void* ng_malloc(size_t size, void*) {
-  auto* h = static_cast<BlockHeader*>(loop::pool_allocate(sizeof(BlockHeader) + size));
-  h->size = size;
-  return h + 1;
-}
-void ng_free(void* ptr, void*) {
-  if (!ptr) return;
-  auto* h = static_cast<BlockHeader*>(ptr) - 1;
-  loop::pool_deallocate(h, sizeof(BlockHeader) + h->size);
-}
-void* ng_calloc(size_t nmemb, size_t size, void* user) {
-  void* p = ng_malloc(nmemb * size, user);
-  std::memset(p, 0, nmemb * size);
-  return p;
-}
-void* ng_realloc(void* ptr, size_t size, void* user) {
-  if (!ptr) return ng_malloc(size, user);
-  size_t old = (static_cast<BlockHeader*>(ptr) - 1)->size;
-  void* p = ng_malloc(size, user);
-  std::memcpy(p, ptr, std::min(old, size));
-  ng_free(ptr, user);
-  return p;
-}
-nghttp2_mem pooled_nghttp2_mem = {nullptr, ng_malloc, ng_free, ng_calloc, ng_realloc};
-
 }  // namespace
 
 struct SessionCallbacks {
@@ -316,7 +286,8 @@ struct SessionCallbacks {
 
 Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
                  loop::TimerWheel* timers)
-    : conn_(&conn), listener_(listener), peer_(conn.peer()), settings_(settings), timers_(timers) {
+    : conn_(&conn), listener_(listener), peer_(conn.peer()), settings_(settings), timers_(timers),
+      mem_(timers, &Session::quiet_for_trim, this) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, &SessionCallbacks::on_begin_frame);
@@ -334,7 +305,7 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   // Window updates follow what handlers consume (rpc layer), not what arrived.
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
-  nghttp2_session_server_new3(&ng_, cbs, this, opt, &pooled_nghttp2_mem);
+  mem_.new_server_session(&ng_, cbs, this, opt);  // nghttp2_memory.h
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 

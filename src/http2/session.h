@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "http2/frame_scanner.h"
+#include "http2/nghttp2_memory.h"
 #include "http2/stream.h"
 #include "loop/timer_wheel.h"
 #include "transport/transport.h"
@@ -97,6 +98,9 @@ class Session final : public transport::ConnectionHandler {
   void request_flush() {
     if (conn_) conn_->request_flush();
   }
+  // Gives back the idle memory the shard's sweep would (session_idle.cc) if the session is
+  // quiet now; returns the pages dropped. The sweep does this by itself: for tests.
+  size_t trim_idle_memory();
 
   // --- transport::ConnectionHandler
   bool on_bytes(const Bytes& data) noexcept override;
@@ -106,6 +110,8 @@ class Session final : public transport::ConnectionHandler {
  private:
   friend struct SessionCallbacks;
   void check_done();
+  // Nothing queued, half-sent or open: SessionMemory may drop the frame buffer's pages.
+  static bool quiet_for_trim(void* self);
   // --- peer limits (session_limits.cc)
   void on_client_ping();
   void forgive_pings() {
@@ -142,6 +148,7 @@ class Session final : public transport::ConnectionHandler {
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
   SessionSettings settings_;
   loop::TimerWheel* timers_;
+  SessionMemory mem_;  // nghttp2's allocator; outlives ng_ (freed in ~Session's body)
   bool shutdown_started_ = false;
   bool failed_ = false;            // fail_connection(): input is no longer processed
   bool settings_seen_ = false;     // the client's preface and first SETTINGS arrived

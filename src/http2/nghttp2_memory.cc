@@ -1,0 +1,221 @@
+// nghttp2 frees without a size, so small blocks carry theirs in a header; page blocks need
+// none (loop/page_pool keeps sizes aside, and page_owned() tells the two kinds apart).
+// The sweep: one list per shard thread of the sessions that allocated since they were
+// last trimmed, walked by one timer every kSweepPeriodMs while the list is not empty.
+// A session joins on its first allocation after a trim (a flag test per allocation; no
+// syscall or timer work per RPC); one that allocated nothing for a whole period and is
+// quiet is trimmed and leaves.
+#include "http2/nghttp2_memory.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "loop/page_pool.h"
+#include "loop/small_pool.h"
+
+namespace uringrpc::http2 {
+
+std::atomic<std::uint64_t> SessionMemory::s_sweep_trims{0};
+
+namespace {
+
+struct alignas(16) BlockHeader {
+  std::size_t size;
+};
+// Larger blocks would cross a page boundary with their header: they go to the page pool.
+constexpr std::size_t kPageThreshold = loop::kPageBytes - sizeof(BlockHeader);
+
+void* header_malloc(std::size_t size) {
+  auto* h = static_cast<BlockHeader*>(loop::pool_allocate(sizeof(BlockHeader) + size));
+  h->size = size;
+  return h + 1;
+}
+std::size_t header_size(void* ptr) { return (static_cast<BlockHeader*>(ptr) - 1)->size; }
+void header_free(void* ptr) {
+  auto* h = static_cast<BlockHeader*>(ptr) - 1;
+  loop::pool_deallocate(h, sizeof(BlockHeader) + h->size);
+}
+
+}  // namespace
+
+struct SessionSweep {
+  SessionMemory* head = nullptr;
+  loop::Timer timer;
+  loop::TimerWheel* wheel = nullptr;  // the one the timer is armed on, while armed
+
+  SessionSweep() { timer.set_callback(&SessionSweep::fired, this); }
+  // Thread exit: sessions still listed are left unlisted, so whoever frees them later
+  // (another thread, after the shard joined) does not touch this list.
+  ~SessionSweep() {
+    while (SessionMemory* m = head) {
+      head = m->next_;
+      m->listed_ = false;
+      m->prev_ = m->next_ = nullptr;
+    }
+  }
+
+  static void fired(void* arg) {
+    auto& sw = *static_cast<SessionSweep*>(arg);
+    for (SessionMemory* m = sw.head; m;) {
+      SessionMemory* next = m->next_;
+      if (m->touched_) {
+        m->touched_ = false;  // busy in the last period: look again next time
+      } else if (m->quiet_(m->owner_)) {
+        m->trim();
+        s_trims_add();
+        m->leave_sweep();
+      }
+      m = next;
+    }
+    if (sw.head) sw.wheel->arm(sw.timer, sw.wheel->now_ms() + SessionMemory::kSweepPeriodMs);
+  }
+  static void s_trims_add() { SessionMemory::s_sweep_trims.fetch_add(1, std::memory_order_relaxed); }
+};
+
+namespace {
+thread_local SessionSweep t_sweep;
+}
+
+SessionMemory::SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner)
+    : mem_{this, &SessionMemory::ng_malloc, &SessionMemory::ng_free, &SessionMemory::ng_calloc,
+           &SessionMemory::ng_realloc},
+      wheel_(wheel),
+      quiet_(quiet),
+      owner_(owner) {}
+
+SessionMemory::~SessionMemory() {
+  if (listed_) leave_sweep();
+}
+
+int SessionMemory::new_server_session(nghttp2_session** out, const nghttp2_session_callbacks* cbs, void* user,
+                                      const nghttp2_option* opt) {
+  constructing_ = true;
+  int rv = nghttp2_session_server_new3(out, cbs, user, opt, &mem_);
+  constructing_ = false;
+  return rv;
+}
+
+void SessionMemory::join_sweep() {
+  if (!wheel_) return;
+  SessionSweep& sw = t_sweep;
+  if (!sw.timer.armed()) {
+    sw.wheel = wheel_;
+    wheel_->arm(sw.timer, wheel_->now_ms() + kSweepPeriodMs);
+  }
+  listed_ = true;
+  prev_ = nullptr;
+  next_ = sw.head;
+  if (sw.head) sw.head->prev_ = this;
+  sw.head = this;
+}
+
+void SessionMemory::leave_sweep() {
+  SessionSweep& sw = t_sweep;
+  if (prev_) prev_->next_ = next_;
+  else sw.head = next_;
+  if (next_) next_->prev_ = prev_;
+  prev_ = next_ = nullptr;
+  listed_ = false;
+  if (!sw.head) sw.timer.cancel();
+}
+
+std::size_t SessionMemory::trim() noexcept {
+  std::size_t dropped = 0;
+  for (PageBlock& b : blocks_) {
+    if (!b.p) continue;
+    dropped += b.frame_buffer ? loop::page_discard(b.p, loop::page_block_bytes(b.p))
+                              : loop::page_discard_zero_pages(b.p);
+  }
+  return dropped;
+}
+
+void* SessionMemory::page_block(std::size_t size, bool frame_buffer, bool* zeroed) {
+  void* p = loop::page_allocate(size, zeroed);
+  if (!p) return nullptr;
+  // Untracked blocks (more than kTrackedBlocks at once: a burst of huge headers) are only
+  // never trimmed.
+  for (PageBlock& b : blocks_) {
+    if (!b.p) {
+      b.p = p;
+      b.frame_buffer = frame_buffer;
+      break;
+    }
+  }
+  return p;
+}
+
+void SessionMemory::forget(void* p) {
+  for (PageBlock& b : blocks_) {
+    if (b.p == p) {
+      b.p = nullptr;
+      b.frame_buffer = false;
+      return;
+    }
+  }
+}
+
+void* SessionMemory::ng_malloc(std::size_t size, void* self) {
+  auto& m = *static_cast<SessionMemory*>(self);
+  m.touch();
+  if (size > kPageThreshold) {
+    bool zeroed;
+    if (void* p = m.page_block(size, false, &zeroed)) return p;
+  }
+  return header_malloc(size);
+}
+
+void SessionMemory::ng_free(void* ptr, void* self) {
+  if (!ptr) return;
+  if (loop::page_owned(ptr)) {
+    static_cast<SessionMemory*>(self)->forget(ptr);
+    loop::page_deallocate(ptr);
+    return;
+  }
+  header_free(ptr);
+}
+
+void* SessionMemory::ng_calloc(std::size_t nmemb, std::size_t size, void* self) {
+  auto& m = *static_cast<SessionMemory*>(self);
+  std::size_t n = nmemb * size;
+  m.touch();
+  if (n > kPageThreshold) {
+    bool zeroed;
+    if (void* p = m.page_block(n, false, &zeroed)) {
+      if (!zeroed) std::memset(p, 0, n);  // fresh or discarded pages are zero already
+      return p;
+    }
+  }
+  void* p = header_malloc(n);
+  std::memset(p, 0, n);
+  return p;
+}
+
+void* SessionMemory::ng_realloc(void* ptr, std::size_t size, void* self) {
+  auto& m = *static_cast<SessionMemory*>(self);
+  bool old_paged = ptr && loop::page_owned(ptr);
+  bool frame_buffer = (!ptr && m.constructing_);
+  std::size_t old = 0;
+  if (old_paged) {
+    old = loop::page_block_bytes(ptr);
+    if (size > kPageThreshold && size <= old) return ptr;  // still fits its pages
+    for (PageBlock& b : m.blocks_) {
+      if (b.p == ptr) frame_buffer = b.frame_buffer;  // a moved frame buffer stays one
+    }
+  } else if (ptr) {
+    old = header_size(ptr);
+  }
+  m.touch();
+  void* p = nullptr;
+  if (size > kPageThreshold) {
+    bool zeroed;
+    p = m.page_block(size, frame_buffer, &zeroed);
+  }
+  if (!p) p = header_malloc(size);
+  if (ptr) {
+    std::memcpy(p, ptr, std::min(old, size));
+    ng_free(ptr, self);
+  }
+  return p;
+}
+
+}  // namespace uringrpc::http2

@@ -1,0 +1,84 @@
+// SessionMemory: nghttp2's allocator for one Session, and what gives an idle session's
+// memory back. Small blocks (stream records, frames, header copies: several per request)
+// come from the shard's block pool; blocks over a page (the 16 KiB frame buffer, the
+// stream table) come page-aligned from loop/page_pool, where untouched pages are never
+// resident and fresh ones need no memset. Once a session has been quiet for a sweep
+// period, its frame buffer's pages and its all-zero pages are dropped (see trim()).
+// Owned by http2::Session; nghttp2 gets it as mem_user_data.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "loop/timer_wheel.h"
+
+namespace uringrpc::http2 {
+
+class SessionMemory {
+ public:
+  // quiet(owner): true when nghttp2 has nothing queued or half-sent and no stream is open,
+  // so the frame buffer's content is dead. wheel null: never trimmed by the sweep.
+  using QuietFn = bool (*)(void* owner);
+  SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner);
+  ~SessionMemory();
+  SessionMemory(const SessionMemory&) = delete;
+  SessionMemory& operator=(const SessionMemory&) = delete;
+
+  // nghttp2_session_server_new3 with this allocator. The one buffer nghttp2 grows with
+  // realloc while it builds a session is its outbound frame buffer (aob.framebufs' first
+  // chunk, kept for the session's life): that block is marked as the frame buffer.
+  int new_server_session(nghttp2_session** out, const nghttp2_session_callbacks* cbs, void* user,
+                         const nghttp2_option* opt);
+
+  // Drops the frame buffer's pages and every all-zero page of this session's page blocks.
+  // Only while quiet() holds and outside any nghttp2 call: nghttp2 packs each frame into
+  // the frame buffer from its start before it reads any of it, and with no item in
+  // flight (nghttp2_session_want_write() == 0) nothing still to be read is there, so
+  // pages that read back as zeros change nothing. Returns the pages dropped.
+  std::size_t trim() noexcept;
+
+  // Sessions trimmed by the sweep since the process started (tests and curiosity).
+  static std::uint64_t sweep_trims() { return s_sweep_trims.load(std::memory_order_relaxed); }
+  // How long a session must go without nghttp2 allocating before the sweep trims it:
+  // between one and two periods.
+  static constexpr std::uint64_t kSweepPeriodMs = 500;
+
+ private:
+  friend struct SessionSweep;
+  struct PageBlock {
+    void* p = nullptr;
+    bool frame_buffer = false;
+  };
+  static constexpr std::size_t kTrackedBlocks = 4;
+
+  static void* ng_malloc(std::size_t size, void* self);
+  static void ng_free(void* ptr, void* self);
+  static void* ng_calloc(std::size_t nmemb, std::size_t size, void* self);
+  static void* ng_realloc(void* ptr, std::size_t size, void* self);
+  void* page_block(std::size_t size, bool frame_buffer, bool* zeroed);
+  void forget(void* p);
+  // Activity: (re)joins the sweep's list; called on every nghttp2 allocation.
+  void touch() {
+    touched_ = true;
+    if (!listed_) join_sweep();
+  }
+  void join_sweep();
+  void leave_sweep();
+
+  nghttp2_mem mem_;
+  loop::TimerWheel* wheel_;
+  QuietFn quiet_;
+  void* owner_;
+  PageBlock blocks_[kTrackedBlocks];  // page blocks trim() may drop pages of
+  bool constructing_ = false;         // inside new_server_session
+  bool touched_ = false;              // allocated since the last sweep
+  bool listed_ = false;
+  SessionMemory* prev_ = nullptr;     // the shard thread's sweep list
+  SessionMemory* next_ = nullptr;
+  static std::atomic<std::uint64_t> s_sweep_trims;
+};
+
+}  // namespace uringrpc::http2

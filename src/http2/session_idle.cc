@@ -1,0 +1,20 @@
+// When a Session's memory may be given back while it idles (see SessionMemory::trim): the
+// sweep asks quiet_for_trim; tests call trim_idle_memory directly.
+#include "http2/session.h"
+
+namespace uringrpc::http2 {
+
+bool Session::quiet_for_trim(void* self) {
+  auto& s = *static_cast<Session*>(self);
+  // want_write() == 0 means no frame is half-sent (nghttp2's active item is gone, and its
+  // frame buffer was reset); our queue being empty means the last bytes left too (they
+  // were copied out of nghttp2's buffer anyway). Open streams keep a session busy even
+  // when its DATA is deferred, so a handler's response is never the first thing to run
+  // into a dropped page.
+  return s.conn_ && !s.closed_ && s.open_streams_ == 0 && s.conn_->queued_output_bytes() == 0 &&
+         !nghttp2_session_want_write(s.ng_);
+}
+
+size_t Session::trim_idle_memory() { return quiet_for_trim(this) ? mem_.trim() : 0; }
+
+}  // namespace uringrpc::http2

@@ -1,0 +1,44 @@
+// PagePool: page-aligned blocks of whole pages for the few large, long-lived buffers each
+// connection keeps (nghttp2's 16 KiB frame buffer, its stream table). From malloc such a
+// block shares its edge pages with neighbours and is fully resident once touched anywhere;
+// here a page nobody wrote is never resident, a fresh block is known to be zero (calloc
+// needs no memset), and a block's pages can be handed back (discard) while its owner idles.
+// Called by http2/nghttp2_memory.cc. Under AddressSanitizer nothing is served here (the
+// caller falls back to its heap path), so use-after-free stays visible.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace uringrpc::loop {
+
+inline constexpr std::size_t kPageBytes = 4096;
+// Larger requests are not served (page_allocate returns null).
+inline constexpr std::size_t kPagePoolMaxPages = 8;
+
+namespace detail {
+extern std::atomic<std::uintptr_t> g_page_region_begin, g_page_region_end;
+}
+
+// Whether p came from page_allocate (a range check; cheap enough for every free).
+inline bool page_owned(const void* p) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  return a >= detail::g_page_region_begin.load(std::memory_order_relaxed) &&
+         a < detail::g_page_region_end.load(std::memory_order_relaxed);
+}
+
+// A block of ceil(bytes / page) pages, or null (too large, region used up, sanitizer
+// build). *zeroed tells whether every byte is known to be zero (fresh or discarded pages).
+void* page_allocate(std::size_t bytes, bool* zeroed) noexcept;
+// Usable size of a block from page_allocate (whole pages).
+std::size_t page_block_bytes(const void* p) noexcept;
+void page_deallocate(void* p) noexcept;
+// Drops the whole pages inside [p, p + bytes) from memory (MADV_DONTNEED): they read back
+// as zeros, so only for bytes whose content no longer matters. Returns pages dropped.
+std::size_t page_discard(void* p, std::size_t bytes) noexcept;
+// Drops the pages of a block that are all zero: their content does not change, so this is
+// safe whatever the block holds, as long as no other thread writes it meanwhile.
+std::size_t page_discard_zero_pages(void* p) noexcept;
+
+}  // namespace uringrpc::loop
