@@ -171,7 +171,7 @@ fuzz-clean:
 # ---- benchmark clients (perf/clients)
 # Load generators perf/bench.py uses where h2load cannot express the scenario or costs more
 # of its core than the server does; each prints one line of figures.
-# storm-client: raw-socket h2c, one EmptyCall per connection (conn-storm); libnghttp2's HPACK only.
+# storm-client: raw-socket h2c on io_uring, one EmptyCall per connection (conn-storm); libnghttp2's HPACK only.
 # h2-stream-client: nghttp2 client session, server/client streaming (stream-out-1k, stream-in-1k).
 # stream-client: the real gRPC C++ client for the same streaming calls (bench.py --stream-client grpc).
 BENCH_CLIENTS := $(BUILD)/perf/storm-client $(BUILD)/perf/h2-stream-client $(BUILD)/perf/stream-client
@@ -184,7 +184,7 @@ $(BUILD)/perf/stream-client: $(BUILD)/obj/perf/clients/stream_client.o
 
 $(BUILD)/perf/storm-client: $(BUILD)/obj/perf/clients/storm_client.o
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) $^ -lnghttp2 -o $@
+	$(CXX) $(LDFLAGS) $^ -luring -lnghttp2 -o $@
 
 $(BUILD)/perf/h2-stream-client: $(BUILD)/obj/perf/clients/h2_stream_client.o
 	@mkdir -p $(@D)
