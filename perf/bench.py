@@ -318,13 +318,14 @@ class ServerProcess:
 class Window:
     """Server CPU, load-generator CPU and other load on the server core over one measured window."""
 
-    def __init__(self, pid, server_core):
-        self.pid, self.core = pid, server_core
+    def __init__(self, pid, server_core, load_core=None):
+        self.pid, self.core, self.lcore = pid, server_core, load_core
 
     def __enter__(self):
         self.t0 = time.monotonic()
         self.s0 = cpu_ticks(self.pid)
         self.c0 = core_busy_ticks(self.core)
+        self.lc0 = core_busy_ticks(self.lcore) if self.lcore is not None else 0
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.l0 = ru.ru_utime + ru.ru_stime
         return self
@@ -338,6 +339,11 @@ class Window:
         self.server_util = self.server_s / self.wall
         self.other_util = max(0.0, other / self.wall)
         self.load_util = self.load_s / self.wall
+        # Other processes on the load core slow the client: a server-bound row needs it free.
+        self.load_other_util = None
+        if self.lcore is not None:
+            lbusy = (core_busy_ticks(self.lcore) - self.lc0) / CLK_TCK
+            self.load_other_util = max(0.0, (lbusy - self.load_s) / self.wall)
         return False
 
 
@@ -506,6 +512,11 @@ class Bench:
         kv = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
         return p, line, kv
 
+    @staticmethod
+    def note_load_core(run, w):
+        if w.load_other_util is not None and w.load_other_util >= 0.2:
+            run.notes.append(f"load core shared ({pct(w.load_other_util)} other processes)")
+
     def measure_storm(self, sc, srv, reply_bytes):
         # storm-client: C connections in flight, each one EmptyCall (checked: :status 200, one
         # empty message, grpc-status 0) and a close; see perf/clients/storm_client.cc.
@@ -519,8 +530,9 @@ class Bench:
         cmd = argv(self.a.seconds)
         run = Run()
         run.command = shlex.join(cmd)
-        with Window(srv.pid, self.a.server_core) as w:
+        with Window(srv.pid, self.a.server_core, self.a.load_core) as w:
             p, line, kv = self.client_line(cmd, self.a.seconds + 60)
+        self.note_load_core(run, w)
         total = int(kv.get("completed", 0))
         if not total:
             raise RuntimeError(f"storm-client: no connection completed its call: {line} {p.stderr.strip()[-300:]}")
@@ -553,8 +565,9 @@ class Bench:
         cmd = argv(self.a.seconds)
         run = Run()
         run.command = shlex.join(cmd)
-        with Window(srv.pid, self.a.server_core) as w:
+        with Window(srv.pid, self.a.server_core, self.a.load_core) as w:
             p, line, kv = self.client_line(cmd, self.a.seconds + 60)
+        self.note_load_core(run, w)
         if p.returncode != 0 or not kv:
             raise RuntimeError(f"{os.path.basename(cmd[3])} exited {p.returncode}: {line} {p.stderr.strip()[-300:]}")
         msgs = int(kv["messages"])
@@ -849,9 +862,14 @@ def report(bench, scenarios, servers, argv, started, machine):
             failed = [n for r in bench.results.get(key, []) for n in r.notes if n.startswith("failed")]
             if failed:  # the same failure every round: say it once, short
                 notes.append(f"{len(failed)} of {len(bench.results[key])} rounds {failed[0][:160]}")
+            shared = [r for r in bench.results.get(key, []) if any(n.startswith("load core shared") for n in r.notes)]
+            if shared:  # the client lost its core to other processes: one short note for all rounds
+                notes.append(f"load core shared with other processes in {len(shared)} of "
+                             f"{len(bench.results[key])} rounds")
             for r in bench.results.get(key, []):
                 for n in r.notes:
                     if not (n.startswith("failed") or n.endswith("msg/s") or n in notes
+                            or n.startswith("load core shared")
                             or (n.startswith("RSS") and any(x.startswith("RSS") for x in notes))):
                         notes.append(n)
             if not runs:
