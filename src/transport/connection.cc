@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "loop/log.h"
+#include "loop/small_pool.h"
 #include "loop/probes.h"
 #include "transport/tls_context.h"
 #include "transport/tls_session.h"
@@ -76,6 +77,7 @@ Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> t
 }
 
 Connection::~Connection() {
+  release_iov();
   shard_.release();
   if (t_starved) {
     auto& v = *t_starved;
@@ -271,7 +273,10 @@ void Connection::flush() {
 }
 
 void Connection::submit_send() {
-  size_t n = out_.build_iovecs(iov_, kMaxIov);
+  if (out_.pieces() > kInlineIov && iov_ == iov_inline_) {
+    iov_ = static_cast<iovec*>(loop::pool_allocate(kMaxIov * sizeof(iovec)));
+  }
+  size_t n = out_.build_iovecs(iov_, iov_ == iov_inline_ ? kInlineIov : kMaxIov);
   msg_ = {};
   msg_.msg_iov = iov_;
   msg_.msg_iovlen = n;
@@ -281,8 +286,15 @@ void Connection::submit_send() {
   send_in_flight_ = true;
 }
 
+void Connection::release_iov() {
+  if (iov_ == iov_inline_) return;
+  loop::pool_deallocate(iov_, kMaxIov * sizeof(iovec));
+  iov_ = iov_inline_;
+}
+
 void Connection::on_send(int res, uint32_t) {
   send_in_flight_ = false;
+  release_iov();  // the kernel is done with the array
   if (state_ == State::kDead) {
     maybe_free();
     return;

@@ -98,8 +98,13 @@ class Connection final : public Transport, public loop::TurnHook {
   bool resume_due_ = false;      // resume_reading() asked; delivered at turn end
   std::vector<Bytes> stash_;     // received while paused (what was in flight at the cancel)
   OutputQueue out_;
+  // An idle connection should not carry a 4 KiB iovec array: small sends use the inline
+  // one, larger batches borrow a kMaxIov array from the block pool until their send completes.
+  static constexpr size_t kInlineIov = 8;
   static constexpr size_t kMaxIov = 256;
-  iovec iov_[kMaxIov];
+  void release_iov();
+  iovec iov_inline_[kInlineIov];
+  iovec* iov_ = iov_inline_;
   msghdr msg_{};
   loop::Timer timer_;  // handshake deadline (TLS and HTTP/2 preface), then linger after half-close
   uint64_t linger_until_ms_ = 0;

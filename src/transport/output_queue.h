@@ -20,6 +20,8 @@ class OutputQueue {
   void append_ref(Bytes payload);
   size_t bytes() const { return bytes_; }
   bool empty() const { return bytes_ == 0; }
+  // How many iovecs build_iovecs would fill with no limit.
+  size_t pieces() const { return pieces_.size() - first_; }
   void clear();
 
   // Fills iov with the queued pieces (after all appends are done: copied pieces move
