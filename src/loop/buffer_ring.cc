@@ -34,13 +34,11 @@ BufferRing::BufferRing(io_uring* ring, uint32_t buffer_size, uint32_t buffer_cou
   }
   io_uring_buf_ring_init(br_);
   slots_.resize(count_);
-  const int mask = io_uring_buf_ring_mask(count_);
   for (uint32_t i = 0; i < count_; ++i) {
     slots_[i].ring = this;
     slots_[i].id = static_cast<uint16_t>(i);
-    io_uring_buf_ring_add(br_, memory_ + size_t(i) * buffer_size_, buffer_size_, i, mask, i);
   }
-  io_uring_buf_ring_advance(br_, count_);
+  for (; added_ < count_ && added_ < kInitialInRing; ++added_) add(static_cast<uint16_t>(added_));
 }
 
 BufferRing::~BufferRing() {
@@ -48,16 +46,29 @@ BufferRing::~BufferRing() {
   munmap(br_, ring_bytes_ + memory_bytes_);
 }
 
+void BufferRing::add(uint16_t id) noexcept {
+  io_uring_buf_ring_add(br_, memory_ + size_t(id) * buffer_size_, buffer_size_, id,
+                        io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(br_, 1);
+  ++in_ring_;
+}
+
 Bytes BufferRing::take(uint16_t id, uint32_t len) {
   --free_;
+  --in_ring_;
+  // Grown here, before the kernel runs dry, so a receive never fails with -ENOBUFS while
+  // buffers are still unused (the -ENOBUFS path waits for in_ring_ to leave 0).
+  if (in_ring_ < kLowWater && added_ < count_) {
+    for (uint32_t n = 0; n < kGrowBy && added_ < count_; ++n, ++added_) add(static_cast<uint16_t>(added_));
+  }
   return Bytes(&slots_[id], memory_ + size_t(id) * buffer_size_, len);
 }
 
 void BufferRing::give_back(uint16_t id) noexcept {
-  io_uring_buf_ring_add(br_, memory_ + size_t(id) * buffer_size_, buffer_size_, id,
-                        io_uring_buf_ring_mask(count_), 0);
-  io_uring_buf_ring_advance(br_, 1);
-  if (free_++ == 0 && on_refill_) on_refill_(on_refill_arg_);
+  bool was_empty = in_ring_ == 0;
+  add(id);
+  ++free_;
+  if (was_empty && on_refill_) on_refill_(on_refill_arg_);
 }
 
 }  // namespace uringrpc::loop

@@ -1,7 +1,10 @@
 // BufferRing: a shard's provided-buffer ring for multishot receives. The kernel picks a
 // free buffer for each receive, so no memory sits pinned under an idle connection. A
 // received buffer is handed upward as Bytes views (zero-copy); it returns to the ring
-// when the last view is released.
+// when the last view is released. Buffers enter the ring only as they are needed (see
+// kInitialInRing): the kernel takes buffers in ring order, so a ring holding all of them
+// would cycle through every buffer and leave each one's first page resident, whatever the
+// load; a small working set keeps reusing the same few.
 #pragma once
 
 #include <liburing.h>
@@ -29,7 +32,9 @@ class BufferRing {
   uint32_t buffer_size() const { return buffer_size_; }
   // Whether p points into this ring's buffers (tests use it to prove zero-copy receives).
   bool contains(const uint8_t* p) const { return p >= memory_ && p < memory_ + memory_bytes_; }
-  uint32_t free_buffers() const { return free_; }
+  // Buffers the kernel can pick now (not counting those it took whose completions have
+  // not been read yet): 0 only once every buffer has entered the ring.
+  uint32_t free_buffers() const { return in_ring_; }
   // Under a quarter of the buffers left: holders of received bytes that will wait should
   // copy them out rather than keep a buffer (every connection of the shard needs some).
   bool running_low() const { return free_ < count_ / 4; }
@@ -50,6 +55,10 @@ class BufferRing {
     void release() noexcept override { ring->give_back(id); }
   };
   void give_back(uint16_t id) noexcept;
+  void add(uint16_t id) noexcept;
+  // Enough for the completions one loop turn reads (each holds a buffer only until its
+  // bytes are handed on); the ring grows by kGrowBy whenever fewer than kLowWater remain.
+  static constexpr uint32_t kInitialInRing = 64, kLowWater = 16, kGrowBy = 64;
 
   io_uring* ring_;
   io_uring_buf_ring* br_ = nullptr;
@@ -58,7 +67,9 @@ class BufferRing {
   size_t memory_bytes_ = 0;
   uint32_t buffer_size_;
   uint32_t count_;
-  uint32_t free_;
+  uint32_t free_;         // not held by anyone: in the ring or never added
+  uint32_t in_ring_ = 0;  // given to the kernel, by our count
+  uint32_t added_ = 0;    // buffers [0, added_) have entered the ring
   std::vector<Slot> slots_;
   void (*on_refill_)(void*) = nullptr;
   void* on_refill_arg_ = nullptr;
