@@ -1,4 +1,6 @@
-// Size classes: 16-byte steps up to 1 KiB, 256-byte steps up to 16 KiB; larger requests go
+// Size classes: 16-byte steps up to 1 KiB, 32-byte steps up to 4 KiB (what every connection
+// keeps: nghttp2's 2,944-byte session and two 1,040-byte HPACK rings would waste 608 bytes
+// in 256-byte steps), 256-byte steps up to 16 KiB; larger requests go
 // to operator new. Each class keeps at most ~256 KiB of free blocks per thread, so a burst
 // cannot leave a thread holding unbounded memory. The lists are plain thread-local data
 // (no guard on the fast path); a separate thread-local object returns them at thread exit.
@@ -21,20 +23,27 @@ namespace uringrpc::loop {
 namespace {
 
 constexpr std::size_t kFineStep = 16, kFineMax = 1024;
+constexpr std::size_t kMidStep = 32, kMidMax = 4096;
 constexpr std::size_t kCoarseStep = 256, kCoarseMax = 16384;
-constexpr std::size_t kClasses = kFineMax / kFineStep + (kCoarseMax - kFineMax) / kCoarseStep;
+constexpr std::size_t kFineClasses = kFineMax / kFineStep;
+constexpr std::size_t kMidClasses = (kMidMax - kFineMax) / kMidStep;
+constexpr std::size_t kClasses = kFineClasses + kMidClasses + (kCoarseMax - kMidMax) / kCoarseStep;
 constexpr std::size_t kCacheBytesPerClass = 256u << 10;
 
 constexpr std::size_t class_of(std::size_t n) {
   if (n <= kFineMax) return (n + kFineStep - 1) / kFineStep - 1;
-  return kFineMax / kFineStep + (n - kFineMax + kCoarseStep - 1) / kCoarseStep - 1;
+  if (n <= kMidMax) return kFineClasses + (n - kFineMax + kMidStep - 1) / kMidStep - 1;
+  return kFineClasses + kMidClasses + (n - kMidMax + kCoarseStep - 1) / kCoarseStep - 1;
 }
 constexpr std::size_t class_size(std::size_t c) {
-  if (c < kFineMax / kFineStep) return (c + 1) * kFineStep;
-  return kFineMax + (c - kFineMax / kFineStep + 1) * kCoarseStep;
+  if (c < kFineClasses) return (c + 1) * kFineStep;
+  if (c < kFineClasses + kMidClasses) return kFineMax + (c - kFineClasses + 1) * kMidStep;
+  return kMidMax + (c - kFineClasses - kMidClasses + 1) * kCoarseStep;
 }
 static_assert(class_size(class_of(1)) == 16 && class_size(class_of(1024)) == 1024);
-static_assert(class_size(class_of(1025)) == 1280 && class_size(class_of(kCoarseMax)) == kCoarseMax);
+static_assert(class_size(class_of(1025)) == 1056 && class_size(class_of(2944)) == 2944);
+static_assert(class_size(class_of(4096)) == 4096 && class_size(class_of(4097)) == 4352);
+static_assert(class_size(class_of(kCoarseMax)) == kCoarseMax);
 static_assert(class_of(kCoarseMax) == kClasses - 1);
 
 struct FreeBlock {
