@@ -77,9 +77,7 @@ thread_local SessionSweep t_sweep;
 }
 
 SessionMemory::SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner)
-    : mem_{this, &SessionMemory::ng_malloc, &SessionMemory::ng_free, &SessionMemory::ng_calloc,
-           &SessionMemory::ng_realloc},
-      wheel_(wheel),
+    : wheel_(wheel),
       quiet_(quiet),
       owner_(owner) {}
 
@@ -89,8 +87,10 @@ SessionMemory::~SessionMemory() {
 
 int SessionMemory::new_server_session(nghttp2_session** out, const nghttp2_session_callbacks* cbs, void* user,
                                       const nghttp2_option* opt) {
+  nghttp2_mem mem{this, &SessionMemory::ng_malloc, &SessionMemory::ng_free, &SessionMemory::ng_calloc,
+                  &SessionMemory::ng_realloc};
   constructing_ = true;
-  int rv = nghttp2_session_server_new3(out, cbs, user, opt, &mem_);
+  int rv = nghttp2_session_server_new3(out, cbs, user, opt, &mem);
   constructing_ = false;
   return rv;
 }
@@ -121,10 +121,11 @@ void SessionMemory::leave_sweep() {
 
 std::size_t SessionMemory::trim() noexcept {
   std::size_t dropped = 0;
-  for (PageBlock& b : blocks_) {
-    if (!b.p) continue;
-    dropped += b.frame_buffer ? loop::page_discard(b.p, loop::page_block_bytes(b.p))
-                              : loop::page_discard_zero_pages(b.p);
+  for (std::size_t i = 0; i < kTrackedBlocks; ++i) {
+    void* p = blocks_[i];
+    if (!p) continue;
+    dropped += (frame_buffers_ >> i) & 1 ? loop::page_discard(p, loop::page_block_bytes(p))
+                                         : loop::page_discard_zero_pages(p);
   }
   return dropped;
 }
@@ -134,24 +135,26 @@ void* SessionMemory::page_block(std::size_t size, bool frame_buffer, bool* zeroe
   if (!p) return nullptr;
   // Untracked blocks (more than kTrackedBlocks at once: a burst of huge headers) are only
   // never trimmed.
-  for (PageBlock& b : blocks_) {
-    if (!b.p) {
-      b.p = p;
-      b.frame_buffer = frame_buffer;
+  for (std::size_t i = 0; i < kTrackedBlocks; ++i) {
+    if (!blocks_[i]) {
+      blocks_[i] = p;
+      if (frame_buffer) frame_buffers_ |= static_cast<std::uint8_t>(1u << i);
       break;
     }
   }
   return p;
 }
 
-void SessionMemory::forget(void* p) {
-  for (PageBlock& b : blocks_) {
-    if (b.p == p) {
-      b.p = nullptr;
-      b.frame_buffer = false;
-      return;
+bool SessionMemory::forget(void* p) {
+  for (std::size_t i = 0; i < kTrackedBlocks; ++i) {
+    if (blocks_[i] == p) {
+      blocks_[i] = nullptr;
+      bool was = (frame_buffers_ >> i) & 1;
+      frame_buffers_ &= static_cast<std::uint8_t>(~(1u << i));
+      return was;
     }
   }
+  return false;
 }
 
 void* SessionMemory::ng_malloc(std::size_t size, void* self) {
@@ -198,9 +201,7 @@ void* SessionMemory::ng_realloc(void* ptr, std::size_t size, void* self) {
   if (old_paged) {
     old = loop::page_block_bytes(ptr);
     if (size > kPageThreshold && size <= old) return ptr;  // still fits its pages
-    for (PageBlock& b : m.blocks_) {
-      if (b.p == ptr) frame_buffer = b.frame_buffer;  // a moved frame buffer stays one
-    }
+    frame_buffer = m.forget(ptr);  // a moved frame buffer stays one
   } else if (ptr) {
     old = header_size(ptr);
   }

@@ -48,10 +48,6 @@ class SessionMemory {
 
  private:
   friend struct SessionSweep;
-  struct PageBlock {
-    void* p = nullptr;
-    bool frame_buffer = false;
-  };
   static constexpr std::size_t kTrackedBlocks = 4;
 
   static void* ng_malloc(std::size_t size, void* self);
@@ -59,7 +55,8 @@ class SessionMemory {
   static void* ng_calloc(std::size_t nmemb, std::size_t size, void* self);
   static void* ng_realloc(void* ptr, std::size_t size, void* self);
   void* page_block(std::size_t size, bool frame_buffer, bool* zeroed);
-  void forget(void* p);
+  // Stops tracking p; returns whether it was the frame buffer.
+  bool forget(void* p);
   // Activity: (re)joins the sweep's list; called on every nghttp2 allocation.
   void touch() {
     touched_ = true;
@@ -68,11 +65,13 @@ class SessionMemory {
   void join_sweep();
   void leave_sweep();
 
-  nghttp2_mem mem_;
+  // Every Session keeps one of these, so it stays small: nghttp2 copies the nghttp2_mem
+  // it is given, which therefore lives on new_server_session's stack.
   loop::TimerWheel* wheel_;
   QuietFn quiet_;
   void* owner_;
-  PageBlock blocks_[kTrackedBlocks];  // page blocks trim() may drop pages of
+  void* blocks_[kTrackedBlocks] = {};  // page blocks trim() may drop pages of
+  std::uint8_t frame_buffers_ = 0;     // bit i: blocks_[i] is the frame buffer
   bool constructing_ = false;         // inside new_server_session
   bool touched_ = false;              // allocated since the last sweep
   bool listed_ = false;

@@ -164,7 +164,7 @@ class Session final : public transport::ConnectionHandler {
   bool keepalive_outstanding_ = false;
   loop::Timer keepalive_timer_;
   static constexpr size_t kClosedMemory = 64;
-  struct ClosedStream {
+  struct [[gnu::packed]] ClosedStream {  // 5 bytes, not 8: every connection keeps 64
     int32_t id = 0;
     ClosedHow how = ClosedHow::kWeReset;
   };
