@@ -49,7 +49,7 @@ struct SessionSweep {
   ~SessionSweep() {
     while (SessionMemory* m = head) {
       head = m->next_;
-      m->listed_ = false;
+      m->activity_ = SessionMemory::kUnlisted;
       m->prev_ = m->next_ = nullptr;
     }
   }
@@ -58,8 +58,8 @@ struct SessionSweep {
     auto& sw = *static_cast<SessionSweep*>(arg);
     for (SessionMemory* m = sw.head; m;) {
       SessionMemory* next = m->next_;
-      if (m->touched_) {
-        m->touched_ = false;  // busy in the last period: look again next time
+      if (m->activity_ == SessionMemory::kBusy) {
+        m->activity_ = SessionMemory::kListed;  // busy in the last period: look again next time
       } else if (m->quiet_(m->owner_)) {
         m->trim();
         s_trims_add();
@@ -82,7 +82,7 @@ SessionMemory::SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner
       owner_(owner) {}
 
 SessionMemory::~SessionMemory() {
-  if (listed_) leave_sweep();
+  if (activity_ != kUnlisted && wheel_) leave_sweep();
 }
 
 int SessionMemory::new_server_session(nghttp2_session** out, const nghttp2_session_callbacks* cbs, void* user,
@@ -96,13 +96,11 @@ int SessionMemory::new_server_session(nghttp2_session** out, const nghttp2_sessi
 }
 
 void SessionMemory::join_sweep() {
-  if (!wheel_) return;
   SessionSweep& sw = t_sweep;
   if (!sw.timer.armed()) {
     sw.wheel = wheel_;
     wheel_->arm(sw.timer, wheel_->now_ms() + kSweepPeriodMs);
   }
-  listed_ = true;
   prev_ = nullptr;
   next_ = sw.head;
   if (sw.head) sw.head->prev_ = this;
@@ -115,7 +113,7 @@ void SessionMemory::leave_sweep() {
   else sw.head = next_;
   if (next_) next_->prev_ = prev_;
   prev_ = next_ = nullptr;
-  listed_ = false;
+  activity_ = kUnlisted;
   if (!sw.head) sw.timer.cancel();
 }
 
@@ -157,13 +155,27 @@ bool SessionMemory::forget(void* p) {
   return false;
 }
 
-void* SessionMemory::ng_malloc(std::size_t size, void* self) {
-  auto& m = *static_cast<SessionMemory*>(self);
-  m.touch();
-  if (size > kPageThreshold) {
+void* SessionMemory::malloc_slow(std::size_t size, bool zero) {
+  if (activity_ == kUnlisted && wheel_) join_sweep();
+  activity_ = kBusy;  // sessions without a wheel stay "busy": they are never swept
+  if (zero && size > kPageThreshold) {
     bool zeroed;
-    if (void* p = m.page_block(size, false, &zeroed)) return p;
+    if (void* p = page_block(size, false, &zeroed)) {
+      if (zero && !zeroed) std::memset(p, 0, size);  // fresh or discarded pages are zero already
+      return p;
+    }
   }
+  void* p = header_malloc(size);
+  if (zero) std::memset(p, 0, size);
+  return p;
+}
+
+// Plain mallocs over a page are rare (a grown HPACK table, a huge header value) and not
+// worth a size test on every call: they stay on the heap. The blocks worth pages come
+// through calloc (the stream table) and realloc (the frame buffer).
+void* SessionMemory::ng_malloc(std::size_t size, void* self) {
+  auto* m = static_cast<SessionMemory*>(self);
+  if (m->activity_ != kBusy) [[unlikely]] return m->malloc_slow(size, false);
   return header_malloc(size);
 }
 
@@ -178,16 +190,9 @@ void SessionMemory::ng_free(void* ptr, void* self) {
 }
 
 void* SessionMemory::ng_calloc(std::size_t nmemb, std::size_t size, void* self) {
-  auto& m = *static_cast<SessionMemory*>(self);
+  auto* m = static_cast<SessionMemory*>(self);
   std::size_t n = nmemb * size;
-  m.touch();
-  if (n > kPageThreshold) {
-    bool zeroed;
-    if (void* p = m.page_block(n, false, &zeroed)) {
-      if (!zeroed) std::memset(p, 0, n);  // fresh or discarded pages are zero already
-      return p;
-    }
-  }
+  if (m->activity_ != kBusy || n > kPageThreshold) [[unlikely]] return m->malloc_slow(n, true);
   void* p = header_malloc(n);
   std::memset(p, 0, n);
   return p;
@@ -205,7 +210,8 @@ void* SessionMemory::ng_realloc(void* ptr, std::size_t size, void* self) {
   } else if (ptr) {
     old = header_size(ptr);
   }
-  m.touch();
+  if (m.activity_ == kUnlisted && m.wheel_) m.join_sweep();
+  m.activity_ = kBusy;
   void* p = nullptr;
   if (size > kPageThreshold) {
     bool zeroed;

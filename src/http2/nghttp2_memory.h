@@ -57,11 +57,9 @@ class SessionMemory {
   void* page_block(std::size_t size, bool frame_buffer, bool* zeroed);
   // Stops tracking p; returns whether it was the frame buffer.
   bool forget(void* p);
-  // Activity: (re)joins the sweep's list; called on every nghttp2 allocation.
-  void touch() {
-    touched_ = true;
-    if (!listed_) join_sweep();
-  }
+  // The allocator's slow path: first allocation since the last sweep (joins or stays on
+  // the sweep's list), or a block for the page pool.
+  [[gnu::noinline]] void* malloc_slow(std::size_t size, bool zero);
   void join_sweep();
   void leave_sweep();
 
@@ -73,8 +71,10 @@ class SessionMemory {
   void* blocks_[kTrackedBlocks] = {};  // page blocks trim() may drop pages of
   std::uint8_t frame_buffers_ = 0;     // bit i: blocks_[i] is the frame buffer
   bool constructing_ = false;         // inside new_server_session
-  bool touched_ = false;              // allocated since the last sweep
-  bool listed_ = false;
+  // kBusy: allocated since the last sweep (the allocator's fast path tests only this);
+  // kListed: on the sweep's list, quiet so far; kUnlisted: trimmed or never seen.
+  enum Activity : std::uint8_t { kUnlisted, kListed, kBusy };
+  Activity activity_ = kUnlisted;
   SessionMemory* prev_ = nullptr;     // the shard thread's sweep list
   SessionMemory* next_ = nullptr;
   static std::atomic<std::uint64_t> s_sweep_trims;

@@ -23,7 +23,7 @@
 
 namespace uringrpc::loop {
 namespace detail {
-std::atomic<std::uintptr_t> g_page_region_begin{0}, g_page_region_end{0};
+std::atomic<std::uintptr_t> g_page_region_begin{~std::uintptr_t{0} - kPageRegionBytes + 1};
 }
 
 #ifndef URINGRPC_PAGES_OFF
@@ -31,7 +31,7 @@ namespace {
 
 // 4 GiB of address space: about 170,000 connections at 6 pages each (frame buffer and
 // stream table). Past that, callers fall back to the heap.
-constexpr std::size_t kRegionPages = (std::size_t{4} << 30) / kPageBytes;
+constexpr std::size_t kRegionPages = kPageRegionBytes / kPageBytes;
 constexpr std::size_t kChunkPages = 256;
 constexpr std::size_t kDirtyCacheBytes = 256u << 10;  // per page count, like small_pool
 
@@ -63,8 +63,6 @@ struct Pool {
     base = static_cast<char*>(r);
     meta = static_cast<PageMeta*>(m);  // anonymous memory is zero: every list empty
     detail::g_page_region_begin.store(reinterpret_cast<std::uintptr_t>(base), std::memory_order_relaxed);
-    detail::g_page_region_end.store(reinterpret_cast<std::uintptr_t>(base + kRegionPages * kPageBytes),
-                                    std::memory_order_relaxed);
   }
 
   std::size_t index(const void* p) const { return static_cast<std::size_t>(static_cast<const char*>(p) - base) / kPageBytes; }

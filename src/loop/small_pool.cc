@@ -31,7 +31,7 @@ constexpr std::size_t kClasses = kFineClasses + kMidClasses + (kCoarseMax - kMid
 constexpr std::size_t kCacheBytesPerClass = 256u << 10;
 
 constexpr std::size_t class_of(std::size_t n) {
-  if (n <= kFineMax) return (n + kFineStep - 1) / kFineStep - 1;
+  if (n <= kFineMax) [[likely]] return (n + kFineStep - 1) / kFineStep - 1;  // per-RPC objects
   if (n <= kMidMax) return kFineClasses + (n - kFineMax + kMidStep - 1) / kMidStep - 1;
   return kFineClasses + kMidClasses + (n - kMidMax + kCoarseStep - 1) / kCoarseStep - 1;
 }
