@@ -67,7 +67,9 @@ struct SessionSweep {
       }
       m = next;
     }
-    if (sw.head) sw.wheel->arm(sw.timer, sw.wheel->now_ms() + SessionMemory::kSweepPeriodMs);
+    // Freed page blocks wait resident for reuse; those a whole period did not need go back.
+    bool spare_pages = loop::page_release_idle();
+    if (sw.head || spare_pages) sw.wheel->arm(sw.timer, sw.wheel->now_ms() + SessionMemory::kSweepPeriodMs);
   }
   static void s_trims_add() { SessionMemory::s_sweep_trims.fetch_add(1, std::memory_order_relaxed); }
 };
@@ -114,7 +116,8 @@ void SessionMemory::leave_sweep() {
   if (next_) next_->prev_ = prev_;
   prev_ = next_ = nullptr;
   activity_ = kUnlisted;
-  if (!sw.head) sw.timer.cancel();
+  // The timer stays armed when the list empties: its next round gives back the page
+  // blocks of sessions that are gone, and stops once none are spare.
 }
 
 std::size_t SessionMemory::trim() noexcept {

@@ -38,7 +38,12 @@ inline bool page_owned(const void* p) noexcept {
 void* page_allocate(std::size_t bytes, bool* zeroed) noexcept;
 // Usable size of a block from page_allocate (whole pages).
 std::size_t page_block_bytes(const void* p) noexcept;
+// The block waits, still resident, for the next page_allocate of its size.
 void page_deallocate(void* p) noexcept;
+// Gives back (MADV_DONTNEED) the free blocks that no allocation needed since the previous
+// call, beyond 256 KiB per block size. For a periodic timer (http2's session sweep);
+// returns whether resident free blocks remain above that floor, i.e. whether to call again.
+bool page_release_idle() noexcept;
 // Drops the whole pages inside [p, p + bytes) from memory (MADV_DONTNEED): they read back
 // as zeros, so only for bytes whose content no longer matters. Returns pages dropped.
 std::size_t page_discard(void* p, std::size_t bytes) noexcept;
