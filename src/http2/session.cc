@@ -81,12 +81,14 @@ struct SessionCallbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Stream* st = stream(ng, frame->hd.stream_id);
     if (!st) return 0;
-    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-      // Request trailers: gRPC clients send none; keep nothing from them.
-      return 0;
-    }
     std::string_view n(reinterpret_cast<const char*>(name), namelen);
     std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
+    FieldName kind = classify_field(n);
+    // A malformed request is reset when its header block ends (on_frame_recv).
+    if (!st->rules.on_field(kind, n, v, trailer)) return 0;
+    // Request trailers: gRPC clients send none; keep nothing from them.
+    if (trailer) return 0;
     // Counted before anything is copied: past the limit the request is refused and what
     // its HPACK block still expands to (an HPACK bomb) is only counted, never stored.
     st->header_bytes += namelen + valuelen + 32;
@@ -95,23 +97,23 @@ struct SessionCallbacks {
       return 0;
     }
     RequestHead& h = st->head;
-    if (n.empty()) return 0;
-    if (n[0] == ':') {
-      if (n == ":method") h.method = v;
-      else if (n == ":path") h.path = v;
-      else if (n == ":scheme") h.scheme = v;
-      else if (n == ":authority") h.authority = v;
-      return 0;
+    switch (kind) {
+      case FieldName::kMethod: h.method = v; break;
+      case FieldName::kPath: h.path = v; break;
+      case FieldName::kScheme: h.scheme = v; break;
+      case FieldName::kAuthority: h.authority = v; break;
+      case FieldName::kContentType: h.content_type = v; break;
+      case FieldName::kTe: h.te = v; break;
+      case FieldName::kGrpcTimeout:
+        h.grpc_timeout = v;
+        h.has_grpc_timeout = true;
+        break;
+      case FieldName::kGrpcEncoding: h.grpc_encoding = v; break;
+      case FieldName::kHost:
+        if (h.authority.empty()) h.authority = v;
+        break;
+      default: h.metadata.emplace_back(PooledString(n), PooledString(v)); break;
     }
-    if (n == "content-type") h.content_type = v;
-    else if (n == "te") h.te = v;
-    else if (n == "grpc-timeout") {
-      h.grpc_timeout = v;
-      h.has_grpc_timeout = true;
-    }
-    else if (n == "grpc-encoding") h.grpc_encoding = v;
-    else if (n == "host") { if (h.authority.empty()) h.authority = v; }
-    else h.metadata.emplace_back(PooledString(n), PooledString(v));
     return 0;
   }
 
@@ -123,10 +125,17 @@ struct SessionCallbacks {
         if (!st) return 0;
         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         s.count_frame_payload(false, end);
+        RequestRules& rules = st->rules;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          // Past the header list limit later fields were not checked; the rpc layer
+          // refuses the request (RESOURCE_EXHAUSTED) instead.
+          bool ok = st->headers_too_large ? !rules.malformed() : rules.on_head_end();
+          if (!ok || (end && !rules.on_end_stream())) return s.reset_malformed(*st);
           if (end) st->remote_closed = true;
           s.listener_.on_request(*st, end);
-        } else if (end) {
+        } else {
+          // Trailers end the request (RFC 9113 8.1).
+          if (!end || !rules.on_end_stream()) return s.reset_malformed(*st);
           st->remote_closed = true;
           s.listener_.on_request_end(*st);
         }
@@ -138,6 +147,7 @@ struct SessionCallbacks {
         if (!end) return 0;
         Stream* st = stream(ng, frame->hd.stream_id);
         if (!st) return 0;
+        if (!st->rules.on_end_stream()) return s.reset_malformed(*st);
         st->remote_closed = true;
         s.listener_.on_request_end(*st);
         return 0;
@@ -177,7 +187,8 @@ struct SessionCallbacks {
                            void* user) {
     Session& s = self(user);
     Stream* st = stream(ng, id);
-    if (!st || !st->upper) {
+    if (st && !st->rules.malformed() && !st->rules.on_data(len)) s.reset_malformed(*st);
+    if (!st || !st->upper || st->rules.malformed()) {
       // Nobody will read it: give the window back now.
       nghttp2_session_consume(ng, id, len);
       return 0;
@@ -305,6 +316,8 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   // Window updates follow what handlers consume (rpc layer), not what arrived.
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+  // RFC 9113's request rules are checked by RequestRules, once per field (request_rules.h).
+  nghttp2_option_set_no_http_messaging(opt, 1);
   mem_.new_server_session(&ng_, cbs, this, opt);  // nghttp2_memory.h
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -324,6 +337,15 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   last_read_ms_ = now_ms();
   keepalive_timer_.set_callback(&Session::keepalive_fired, this);
   if (settings_.keepalive_time_ms > 0) arm_keepalive(last_read_ms_ + settings_.keepalive_time_ms);
+}
+
+int Session::reset_malformed(Stream& st) {
+  // Once per stream, however many of its frames break the rules before the reset goes out.
+  if (!st.malformed_reset) {
+    st.malformed_reset = true;
+    nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st.id, NGHTTP2_PROTOCOL_ERROR);
+  }
+  return 0;
 }
 
 Session::~Session() {

@@ -120,6 +120,8 @@ class Session final : public transport::ConnectionHandler {
   }
   void count_frame_payload(bool empty, bool end_stream);
   void charge_reset();
+  // RST_STREAM PROTOCOL_ERROR for a request that breaks RFC 9113 section 8 (RequestRules).
+  int reset_malformed(Stream& st);
   void check_output_pressure();
   // Frames on streams that are gone (RFC 9113 5.1): nghttp2 forgets closed streams when
   // RFC 7540 priorities are off, so the session remembers how its recent ones ended.

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http2/request_rules.h"
 #include "loop/small_pool.h"
 #include "transport/output_queue.h"
 #include "uringrpc/metadata.h"
@@ -86,6 +87,8 @@ struct Stream {
   RequestHead head;
   size_t header_bytes = 0;   // name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts
   bool headers_too_large = false;  // over the limit: fields past it were not stored
+  RequestRules rules;              // RFC 9113 section 8, checked as fields and DATA arrive
+  bool malformed_reset = false;    // RST_STREAM PROTOCOL_ERROR submitted for breaking them
   void* upper = nullptr;     // the rpc layer's call
   ResponseBody* body = nullptr;
   std::unique_ptr<CannedBody> canned;  // body of a canned answer (Session::submit_canned_response)

@@ -1,0 +1,74 @@
+// RequestRules: what RFC 9113 section 8 asks of a request's fields and body, checked as
+// they arrive. nghttp2 can check this itself, but its checks re-validate every field of
+// every request (indexed ones included) and cost a tenth of a unary call's instructions
+// (callgrind); the session turns them off (no_http_messaging) and asks this instead, once
+// per field, fused with the lookup that files the field into the request head.
+//
+// A malformed request is answered with RST_STREAM PROTOCOL_ERROR (RFC 9113 8.1.1) and
+// never reaches the rpc layer; tests/e2e/h2_conformance_test.py section 8 pins each rule.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace uringrpc::http2 {
+
+// The fields the session recognises by name; everything else is kOther.
+enum class FieldName : uint8_t {
+  kOther,
+  kMethod,
+  kScheme,
+  kPath,
+  kAuthority,
+  kUnknownPseudo,  // any other name starting with ':' (:status, :protocol, ...)
+  kHost,
+  kContentLength,
+  kContentType,
+  kTe,
+  kGrpcTimeout,
+  kGrpcEncoding,
+  kConnectionSpecific,  // connection, keep-alive, proxy-connection, transfer-encoding, upgrade
+};
+
+FieldName classify_field(std::string_view name) noexcept;
+
+class RequestRules {
+ public:
+  // One field of the request head (trailer=false) or of its trailers. Returns false when
+  // the request is malformed (and stays so: later calls return false at once).
+  bool on_field(FieldName kind, std::string_view name, std::string_view value, bool trailer) noexcept;
+  // The request head is complete: the required pseudo-fields are there.
+  bool on_head_end() noexcept;
+  // DATA payload (padding excluded) and the client's END_STREAM: content-length holds.
+  bool on_data(size_t n) noexcept;
+  bool on_end_stream() noexcept;
+
+  bool malformed() const noexcept { return malformed_; }
+
+ private:
+  bool fail() noexcept {
+    malformed_ = true;
+    return false;
+  }
+
+  enum : uint16_t {
+    kSeenMethod = 1 << 0,
+    kSeenScheme = 1 << 1,
+    kSeenPath = 1 << 2,
+    kSeenAuthority = 1 << 3,
+    kSeenHost = 1 << 4,
+    kRegularSeen = 1 << 5,  // pseudo-fields must come first
+    kConnect = 1 << 6,
+    kOptions = 1 << 7,
+    kPathAsterisk = 1 << 8,
+    kPathOther = 1 << 9,    // neither "/..." nor "*"
+    kHttpScheme = 1 << 10,  // http or https: :path must be absolute ("/...") or OPTIONS "*"
+  };
+  uint16_t seen_ = 0;
+  bool malformed_ = false;
+  int64_t content_length_ = -1;
+  uint64_t data_bytes_ = 0;
+};
+
+}  // namespace uringrpc::http2
