@@ -76,13 +76,14 @@ struct SessionCallbacks {
     return 0;
   }
 
-  static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+  static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, nghttp2_rcbuf* name_buf,
+                       nghttp2_rcbuf* value_buf, uint8_t, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Stream* st = stream(ng, frame->hd.stream_id);
     if (!st) return 0;
-    std::string_view n(reinterpret_cast<const char*>(name), namelen);
-    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf), value = nghttp2_rcbuf_get_buf(value_buf);
+    std::string_view n(reinterpret_cast<const char*>(name.base), name.len);
+    std::string_view v(reinterpret_cast<const char*>(value.base), value.len);
     bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
     FieldName kind = classify_field(n);
     // A malformed request is reset when its header block ends (on_frame_recv).
@@ -91,27 +92,25 @@ struct SessionCallbacks {
     if (trailer) return 0;
     // Counted before anything is copied: past the limit the request is refused and what
     // its HPACK block still expands to (an HPACK bomb) is only counted, never stored.
-    st->header_bytes += namelen + valuelen + 32;
+    st->header_bytes += n.size() + v.size() + 32;
     if (st->header_bytes > self(user).settings_.max_header_list_bytes) {
       st->headers_too_large = true;
       return 0;
     }
     RequestHead& h = st->head;
     switch (kind) {
-      case FieldName::kMethod: h.method = v; break;
-      case FieldName::kPath: h.path = v; break;
-      case FieldName::kScheme: h.scheme = v; break;
-      case FieldName::kAuthority: h.authority = v; break;
-      case FieldName::kContentType: h.content_type = v; break;
-      case FieldName::kTe: h.te = v; break;
+      case FieldName::kMethod: h.hold(h.method, value_buf); break;
+      case FieldName::kPath: h.hold(h.path, value_buf); break;
+      case FieldName::kScheme: h.hold(h.scheme, value_buf); break;
+      case FieldName::kAuthority: h.hold(h.authority, value_buf); break;
+      case FieldName::kContentType: h.hold(h.content_type, value_buf); break;
+      case FieldName::kTe: h.hold(h.te, value_buf); break;
       case FieldName::kGrpcTimeout:
-        h.grpc_timeout = v;
+        h.hold(h.grpc_timeout, value_buf);
         h.has_grpc_timeout = true;
         break;
-      case FieldName::kGrpcEncoding: h.grpc_encoding = v; break;
-      case FieldName::kHost:
-        if (h.authority.empty()) h.authority = v;
-        break;
+      case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf); break;
+      case FieldName::kHost: h.hold(h.authority, value_buf); break;  // :authority, if any, came first
       default: h.metadata.emplace_back(PooledString(n), PooledString(v)); break;
     }
     return 0;
@@ -133,6 +132,7 @@ struct SessionCallbacks {
           if (!ok || (end && !rules.on_end_stream())) return s.reset_malformed(*st);
           if (end) st->remote_closed = true;
           s.listener_.on_request(*st, end);
+          st->head.release();  // the rpc layer has read what it needs
         } else {
           // Trailers end the request (RFC 9113 8.1).
           if (!end || !rules.on_end_stream()) return s.reset_malformed(*st);
@@ -303,7 +303,7 @@ Session::Session(transport::Transport& conn, const SessionSettings& settings, St
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, &SessionCallbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &SessionCallbacks::on_begin_headers);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, &SessionCallbacks::on_header);
+  nghttp2_session_callbacks_set_on_header_callback2(cbs, &SessionCallbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &SessionCallbacks::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &SessionCallbacks::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &SessionCallbacks::on_stream_close);

@@ -2,6 +2,8 @@
 // hooks the layer above attaches (its call object, the source of the response body).
 #pragma once
 
+#include <nghttp2/nghttp2.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -24,18 +26,47 @@ using PooledString = std::basic_string<char, std::char_traits<char>, loop::PoolA
 using RawMetadataEntry = std::pair<PooledString, PooledString>;
 using RawMetadata = std::vector<RawMetadataEntry, loop::PoolAllocator<RawMetadataEntry>>;
 
+// The request's pseudo-fields and the few fields the rpc layer checks are views of
+// nghttp2's reference-counted header buffers (HPACK table entries for a repeated field),
+// held until the rpc layer has read them in on_request: nothing is copied. Only the first
+// of a repeated field is kept, so at most one reference per member is held.
 struct RequestHead {
-  PooledString method;
-  PooledString path;
-  PooledString scheme;
-  PooledString authority;
-  PooledString content_type;
-  PooledString te;
-  PooledString grpc_timeout;
+  std::string_view method;
+  std::string_view path;
+  std::string_view scheme;
+  std::string_view authority;  // :authority, or host when there is none
+  std::string_view content_type;
+  std::string_view te;
+  std::string_view grpc_timeout;
   bool has_grpc_timeout = false;  // present, even if empty (an empty one is an error)
-  PooledString grpc_encoding;
-  // Every other header, in arrival order, values as on the wire.
+  std::string_view grpc_encoding;
+  // Every other header, in arrival order, values as on the wire: the call keeps these.
   RawMetadata metadata;
+
+  RequestHead() = default;
+  RequestHead(const RequestHead&) = delete;
+  RequestHead& operator=(const RequestHead&) = delete;
+  ~RequestHead() { release(); }
+
+  // Points `field` at value's bytes and holds value until release().
+  void hold(std::string_view& field, nghttp2_rcbuf* value) noexcept {
+    if (!field.empty() || held_count_ == kMaxHeld) return;
+    nghttp2_vec buf = nghttp2_rcbuf_get_buf(value);
+    nghttp2_rcbuf_incref(value);
+    held_[held_count_++] = value;
+    field = {reinterpret_cast<const char*>(buf.base), buf.len};
+  }
+  // Drops the views and the references behind them.
+  void release() noexcept {
+    for (uint8_t i = 0; i < held_count_; ++i) nghttp2_rcbuf_decref(held_[i]);
+    held_count_ = 0;
+    method = path = scheme = authority = content_type = te = grpc_timeout = grpc_encoding = {};
+  }
+
+ private:
+  static constexpr uint8_t kMaxHeld = 9;  // the views above, plus host
+  nghttp2_rcbuf* held_[kMaxHeld];
+  uint8_t held_count_ = 0;
 };
 
 struct HeaderField {
