@@ -42,8 +42,17 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
 
 struct SessionCallbacks {
   static Session& self(void* user) { return *static_cast<Session*>(user); }
-  static Stream* stream(nghttp2_session* ng, int32_t id) {
-    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+  // Every field of a header block and every callback of a frame asks for the same stream:
+  // the last one found is remembered (nghttp2's lookup is a hash-map probe per call).
+  static Stream* stream(nghttp2_session* ng, int32_t id, void* user) {
+    Session& s = self(user);
+    if (id == s.last_stream_id_ && s.last_stream_) return s.last_stream_;
+    auto* st = static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+    if (st) {
+      s.last_stream_id_ = id;
+      s.last_stream_ = st;
+    }
+    return st;
   }
 
   static int on_begin_frame(nghttp2_session* ng, const nghttp2_frame_hd* hd, void* user) {
@@ -73,13 +82,15 @@ struct SessionCallbacks {
     s.streams_ = st;
     ++s.open_streams_;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
+    s.last_stream_id_ = st->id;
+    s.last_stream_ = st;
     return 0;
   }
 
   static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, nghttp2_rcbuf* name_buf,
                        nghttp2_rcbuf* value_buf, uint8_t, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    Stream* st = stream(ng, frame->hd.stream_id);
+    Stream* st = stream(ng, frame->hd.stream_id, user);
     if (!st) return 0;
     nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf), value = nghttp2_rcbuf_get_buf(value_buf);
     std::string_view n(reinterpret_cast<const char*>(name.base), name.len);
@@ -120,7 +131,7 @@ struct SessionCallbacks {
     Session& s = self(user);
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS: {
-        Stream* st = stream(ng, frame->hd.stream_id);
+        Stream* st = stream(ng, frame->hd.stream_id, user);
         if (!st) return 0;
         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         s.count_frame_payload(false, end);
@@ -145,7 +156,7 @@ struct SessionCallbacks {
         bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
         s.count_frame_payload(frame->hd.length <= frame->data.padlen, end);
         if (!end) return 0;
-        Stream* st = stream(ng, frame->hd.stream_id);
+        Stream* st = stream(ng, frame->hd.stream_id, user);
         if (!st) return 0;
         if (!st->rules.on_end_stream()) return s.reset_malformed(*st);
         st->remote_closed = true;
@@ -159,7 +170,7 @@ struct SessionCallbacks {
         }
         return 0;
       case NGHTTP2_RST_STREAM:
-        if (Stream* st = stream(ng, frame->hd.stream_id)) st->peer_reset = true;
+        if (Stream* st = stream(ng, frame->hd.stream_id, user)) st->peer_reset = true;
         s.charge_reset();
         return 0;
       case NGHTTP2_PING:
@@ -186,7 +197,7 @@ struct SessionCallbacks {
   static int on_data_chunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len,
                            void* user) {
     Session& s = self(user);
-    Stream* st = stream(ng, id);
+    Stream* st = stream(ng, id, user);
     if (st && !st->rules.malformed() && !st->rules.on_data(len)) s.reset_malformed(*st);
     if (!st || !st->upper || st->rules.malformed()) {
       // Nobody will read it: give the window back now.
@@ -204,12 +215,13 @@ struct SessionCallbacks {
 
   static int on_stream_close(nghttp2_session* ng, int32_t id, uint32_t error_code, void* user) {
     Session& s = self(user);
-    Stream* st = stream(ng, id);
+    Stream* st = stream(ng, id, user);
     if (!st) return 0;
     s.remember_closed(id, st->peer_reset                          ? Session::ClosedHow::kPeerReset
                           : st->remote_closed && st->local_closed ? Session::ClosedHow::kBothEnded
                                                                   : Session::ClosedHow::kWeReset);
     nghttp2_session_set_stream_user_data(ng, id, nullptr);
+    s.forget_stream(st);
     s.listener_.on_stream_closed(*st, error_code);
     if (st->prev) st->prev->next = st->next;
     else s.streams_ = st->next;
@@ -229,7 +241,7 @@ struct SessionCallbacks {
     // Sending a response is what makes a client's pings legitimate (gRPC core's rule).
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) s.forgive_pings();
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
-    Stream* st = stream(ng, frame->hd.stream_id);
+    Stream* st = stream(ng, frame->hd.stream_id, user);
     if (!st) return 0;
     st->local_closed = true;
     // The response is complete but the client is still sending: end the stream so its
@@ -469,6 +481,7 @@ void Session::on_closed() noexcept {
     Stream* st = streams_;
     streams_ = st->next;
     nghttp2_session_set_stream_user_data(ng_, st->id, nullptr);
+    forget_stream(st);
     listener_.on_stream_closed(*st, NGHTTP2_CANCEL);
     delete st;
   }

@@ -122,6 +122,9 @@ class Session final : public transport::ConnectionHandler {
   void charge_reset();
   // RST_STREAM PROTOCOL_ERROR for a request that breaks RFC 9113 section 8 (RequestRules).
   int reset_malformed(Stream& st);
+  void forget_stream(Stream* st) {
+    if (last_stream_ == st) last_stream_ = nullptr;
+  }
   void check_output_pressure();
   // Frames on streams that are gone (RFC 9113 5.1): nghttp2 forgets closed streams when
   // RFC 7540 priorities are off, so the session remembers how its recent ones ended.
@@ -147,6 +150,8 @@ class Session final : public transport::ConnectionHandler {
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
   size_t budget_ = 0;
   size_t open_streams_ = 0;
+  StreamId last_stream_id_ = 0;    // SessionCallbacks::stream's memory of its last answer
+  Stream* last_stream_ = nullptr;  // (cleared when that stream goes)
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
   SessionSettings settings_;
   loop::TimerWheel* timers_;
