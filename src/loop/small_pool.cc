@@ -10,25 +10,21 @@
 
 #include "uringrpc/task.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define URINGRPC_POOL_PASSTHROUGH 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define URINGRPC_POOL_PASSTHROUGH 1
-#endif
-#endif
-
 namespace uringrpc::loop {
 #ifndef URINGRPC_POOL_PASSTHROUGH
-namespace {
+thread_local constinit pool_detail::FineLists pool_detail::t_fine = pool_detail::empty_fine_lists();
 
-constexpr std::size_t kFineStep = 16, kFineMax = 1024;
+namespace {
+using pool_detail::FreeBlock;
+using pool_detail::kFineMax;
+using pool_detail::kFineStep;
+using pool_detail::t_fine;
 constexpr std::size_t kMidStep = 32, kMidMax = 4096;
 constexpr std::size_t kCoarseStep = 256, kCoarseMax = 16384;
 constexpr std::size_t kFineClasses = kFineMax / kFineStep;
 constexpr std::size_t kMidClasses = (kMidMax - kFineMax) / kMidStep;
 constexpr std::size_t kClasses = kFineClasses + kMidClasses + (kCoarseMax - kMidMax) / kCoarseStep;
-constexpr std::size_t kCacheBytesPerClass = 256u << 10;
+using pool_detail::kCacheBytesPerClass;
 
 constexpr std::size_t class_of(std::size_t n) {
   if (n <= kFineMax) [[likely]] return (n + kFineStep - 1) / kFineStep - 1;  // per-RPC objects
@@ -46,10 +42,7 @@ static_assert(class_size(class_of(4096)) == 4096 && class_size(class_of(4097)) =
 static_assert(class_size(class_of(kCoarseMax)) == kCoarseMax);
 static_assert(class_of(kCoarseMax) == kClasses - 1);
 
-struct FreeBlock {
-  FreeBlock* next;
-};
-
+// The fine classes' lists are t_fine (small_pool.h); these hold the larger classes.
 struct Lists {
   FreeBlock* head[kClasses];
   std::uint32_t count[kClasses];
@@ -61,6 +54,13 @@ struct Reaper {
   bool armed = false;
   ~Reaper() {
     t_lists.closed = true;
+    for (std::size_t c = 0; c < pool_detail::kFineClasses; ++c) {
+      t_fine.room[c] = 0;  // later frees on this thread go to the slow path, then delete
+      while (FreeBlock* b = t_fine.head[c]) {
+        t_fine.head[c] = b->next;
+        ::operator delete(b);
+      }
+    }
     for (std::size_t c = 0; c < kClasses; ++c) {
       while (FreeBlock* b = t_lists.head[c]) {
         t_lists.head[c] = b->next;
@@ -79,12 +79,16 @@ void arm_reaper() {
 }  // namespace
 #endif
 
-void* pool_allocate(std::size_t n) {
+void* pool_allocate_slow(std::size_t n) {
 #ifdef URINGRPC_POOL_PASSTHROUGH
   return ::operator new(n);
 #else
   if (n > kCoarseMax) return ::operator new(n);
   std::size_t c = class_of(n == 0 ? 1 : n);
+  if (c < pool_detail::kFineClasses) {  // its list is empty (the inline path looked)
+    arm_reaper();
+    return ::operator new(class_size(c));
+  }
   if (FreeBlock* b = t_lists.head[c]) {
     t_lists.head[c] = b->next;
     --t_lists.count[c];
@@ -95,7 +99,7 @@ void* pool_allocate(std::size_t n) {
 #endif
 }
 
-void pool_deallocate(void* p, std::size_t n) noexcept {
+void pool_deallocate_slow(void* p, std::size_t n) noexcept {
   if (!p) return;
 #ifdef URINGRPC_POOL_PASSTHROUGH
   (void)n;
@@ -106,6 +110,10 @@ void pool_deallocate(void* p, std::size_t n) noexcept {
     return;
   }
   std::size_t c = class_of(n == 0 ? 1 : n);
+  if (c < pool_detail::kFineClasses) {  // its list is full (the inline path looked)
+    ::operator delete(p);
+    return;
+  }
   if (t_lists.count[c] * class_size(c) >= kCacheBytesPerClass) {
     ::operator delete(p);
     return;

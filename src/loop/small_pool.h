@@ -6,13 +6,79 @@
 // passes straight through, so use-after-free stays visible.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define URINGRPC_POOL_PASSTHROUGH 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define URINGRPC_POOL_PASSTHROUGH 1
+#endif
+#endif
 
 namespace uringrpc::loop {
 
-void* pool_allocate(std::size_t n);
-void pool_deallocate(void* p, std::size_t n) noexcept;
+// The blocks of up to 1 KiB (16-byte classes) are every per-RPC object, a few dozen pops
+// and pushes per call: that path is inline here, so it costs a handful of instructions
+// and no call. Everything else (a list that is empty or full, larger blocks, thread exit)
+// is small_pool.cc's.
+namespace pool_detail {
+constexpr std::size_t kFineStep = 16, kFineMax = 1024, kFineClasses = kFineMax / kFineStep;
+constexpr std::size_t kCacheBytesPerClass = 256u << 10;  // per class and thread
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct FineLists {
+  FreeBlock* head[kFineClasses];
+  std::uint32_t room[kFineClasses];  // blocks the list may still take; 0 at thread exit
+};
+constexpr FineLists empty_fine_lists() {
+  FineLists l{};
+  for (std::size_t c = 0; c < kFineClasses; ++c) {
+    l.room[c] = static_cast<std::uint32_t>(kCacheBytesPerClass / ((c + 1) * kFineStep));
+  }
+  return l;
+}
+extern thread_local constinit FineLists t_fine;
+}  // namespace pool_detail
+
+void* pool_allocate_slow(std::size_t n);
+void pool_deallocate_slow(void* p, std::size_t n) noexcept;
+
+inline void* pool_allocate(std::size_t n) {
+#ifndef URINGRPC_POOL_PASSTHROUGH
+  using namespace pool_detail;
+  if (n - 1 < kFineMax) [[likely]] {  // 1..1024 (n = 0 wraps around to the slow path)
+    std::size_t c = (n - 1) / kFineStep;
+    if (FreeBlock* b = t_fine.head[c]) [[likely]] {
+      t_fine.head[c] = b->next;
+      ++t_fine.room[c];
+      return b;
+    }
+  }
+#endif
+  return pool_allocate_slow(n);
+}
+
+inline void pool_deallocate(void* p, std::size_t n) noexcept {
+#ifndef URINGRPC_POOL_PASSTHROUGH
+  using namespace pool_detail;
+  if (n - 1 < kFineMax && p) [[likely]] {
+    std::size_t c = (n - 1) / kFineStep;
+    if (t_fine.room[c] > 0) [[likely]] {
+      auto* b = static_cast<FreeBlock*>(p);
+      b->next = t_fine.head[c];
+      t_fine.head[c] = b;
+      --t_fine.room[c];
+      return;
+    }
+  }
+#endif
+  pool_deallocate_slow(p, n);
+}
 
 // For containers on the per-RPC path (the call's message queues).
 template <class T>
