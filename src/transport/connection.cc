@@ -362,8 +362,10 @@ void Connection::die() {
   state_ = State::kDead;
   stash_.clear();
   shard_.timers().cancel(timer_);
-  // Makes the armed receive and any in-flight send complete promptly.
-  ::shutdown(fd_, SHUT_RDWR);
+  // Makes the armed receive and any in-flight send complete promptly. When neither is in
+  // flight (the peer closed: its EOF ended the receive) close() alone will do, and one
+  // syscall less per connection shows in a connection storm.
+  if (recv_armed_ || send_in_flight_) ::shutdown(fd_, SHUT_RDWR);
   if (handler_) {
     ConnectionHandler* h = handler_;
     handler_ = nullptr;
