@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <coroutine>
-#include <deque>
 #include <optional>
 #include <string>
 
@@ -15,6 +14,7 @@
 #include "loop/timer_wheel.h"
 #include "rpc/deframer.h"
 #include "rpc/memory_budget.h"
+#include "rpc/message_queue.h"
 #include "rpc/method_table.h"
 #include "uringrpc/server_context.h"
 
@@ -140,7 +140,7 @@ class Call final : public http2::ResponseBody {
 
   // request side
   Deframer deframer_;
-  std::deque<Bytes, loop::PoolAllocator<Bytes>> inbound_;
+  MessageQueue<Bytes> inbound_;
   size_t inbound_bytes_ = 0;
   size_t window_held_ = 0;   // received bytes whose window we have not returned yet
   bool half_closed_ = false;
@@ -160,7 +160,7 @@ class Call final : public http2::ResponseBody {
     Bytes payload;
     size_t payload_sent;
   };
-  std::deque<OutMessage, loop::PoolAllocator<OutMessage>> outbound_;
+  MessageQueue<OutMessage> outbound_;
   size_t outbound_bytes_ = 0;
   Metadata initial_;
   bool headers_sent_ = false;
