@@ -38,6 +38,25 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
           NGHTTP2_NV_FLAG_NONE};
 }
 
+// nghttp2 copies the field list it is given, so it only has to outlive the submit call:
+// on the stack for the few fields a gRPC response has, pooled beyond that.
+class NvArray {
+ public:
+  explicit NvArray(const HeaderList& fields) : size_(fields.size()) {
+    if (size_ > kInline) spill_.resize(size_);
+    nghttp2_nv* out = data();
+    for (size_t i = 0; i < size_; ++i) out[i] = make_nv(fields[i].name, fields[i].value);
+  }
+  nghttp2_nv* data() { return size_ > kInline ? spill_.data() : inline_; }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kInline = 8;
+  size_t size_;
+  nghttp2_nv inline_[kInline];
+  std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> spill_;
+};
+
 }  // namespace
 
 struct SessionCallbacks {
@@ -286,7 +305,7 @@ struct SessionCallbacks {
   }
 
   static ssize_t read_body(nghttp2_session* ng, int32_t id, uint8_t*, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void*) {
+                           nghttp2_data_source* source, void* user) {
     auto* st = static_cast<Stream*>(source->ptr);
     bool eof = false;
     size_t n = st->body->body_ready(length, &eof);
@@ -294,13 +313,12 @@ struct SessionCallbacks {
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      HeaderList trailers;
+      HeaderList& trailers = self(user).scratch_fields_;  // reused: no block per call
+      trailers.clear();
       st->body->body_trailers(trailers);
       if (trailers.empty()) return static_cast<ssize_t>(n);  // END_STREAM rides on this DATA
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> nva;
-      nva.reserve(trailers.size());
-      for (auto& f : trailers) nva.push_back(make_nv(f.name, f.value));
+      NvArray nva(trailers);
       nghttp2_submit_trailer(ng, id, nva.data(), nva.size());
     }
     return static_cast<ssize_t>(n);
@@ -411,9 +429,7 @@ void Session::check_done() {
 }
 
 bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body) {
-  std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> nva;
-  nva.reserve(headers.size());
-  for (auto& f : headers) nva.push_back(make_nv(f.name, f.value));
+  NvArray nva(headers);
   s.body = body;
   int rv;
   if (body) {

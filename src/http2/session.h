@@ -150,6 +150,7 @@ class Session final : public transport::ConnectionHandler {
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
   size_t budget_ = 0;
   size_t open_streams_ = 0;
+  HeaderList scratch_fields_;      // the trailers read_body asks for, reused call after call
   StreamId last_stream_id_ = 0;    // SessionCallbacks::stream's memory of its last answer
   Stream* last_stream_ = nullptr;  // (cleared when that stream goes)
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
