@@ -305,7 +305,7 @@ struct SessionCallbacks {
   }
 
   static ssize_t read_body(nghttp2_session* ng, int32_t id, uint8_t*, size_t length, uint32_t* flags,
-                           nghttp2_data_source* source, void* user) {
+                           nghttp2_data_source* source, void*) {
     auto* st = static_cast<Stream*>(source->ptr);
     bool eof = false;
     size_t n = st->body->body_ready(length, &eof);
@@ -313,7 +313,7 @@ struct SessionCallbacks {
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      HeaderList& trailers = self(user).scratch_fields_;  // reused: no block per call
+      static thread_local HeaderList trailers;  // reused by every call of the shard: no block each
       trailers.clear();
       st->body->body_trailers(trailers);
       if (trailers.empty()) return static_cast<ssize_t>(n);  // END_STREAM rides on this DATA
@@ -327,7 +327,7 @@ struct SessionCallbacks {
 
 Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
                  loop::TimerWheel* timers)
-    : conn_(&conn), listener_(listener), peer_(conn.peer()), settings_(settings), timers_(timers),
+    : conn_(&conn), listener_(listener), settings_(settings), timers_(timers),
       mem_(timers, &Session::quiet_for_trim, this) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
@@ -395,7 +395,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   ssize_t rv = nghttp2_session_mem_recv(ng_, data.data(), data.size());
   input_ = nullptr;
   if (rv < 0) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer_.c_str(),
+    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer().c_str(),
                  nghttp2_strerror(static_cast<int>(rv)));
     return false;
   }
@@ -492,6 +492,7 @@ void Session::on_closed() noexcept {
   closed_ = true;
   keepalive_timer_.cancel();
   peer_identity_ = conn_->peer_identity();  // calls may still ask; the transport is going
+  peer_ = conn_->peer();
   conn_ = nullptr;
   while (streams_) {
     Stream* st = streams_;

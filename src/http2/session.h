@@ -85,7 +85,7 @@ class Session final : public transport::ConnectionHandler {
   void fail_connection(uint32_t h2_error, std::string_view debug);
   // Final GOAWAY (if not sent yet), then close once everything queued is out.
   void close_after_flush();
-  const std::string& peer() const { return peer_; }
+  const std::string& peer() const { return conn_ ? conn_->peer() : peer_; }
   // The TLS client's certificate identity, or null. Read from the transport while it lives
   // (requests only arrive after the handshake, so it is settled by then) and kept from
   // on_closed on: the same object throughout, so a pointer to it stays valid as long as
@@ -143,14 +143,13 @@ class Session final : public transport::ConnectionHandler {
 
   transport::Transport* conn_;
   StreamListener& listener_;
-  std::string peer_;  // kept: calls may ask after the transport is gone
+  std::string peer_;  // copied when the transport goes (calls may ask after that)
   std::shared_ptr<const PeerIdentity> peer_identity_;  // set when the transport goes
   nghttp2_session* ng_ = nullptr;
   const Bytes* input_ = nullptr;           // the chunk mem_recv is parsing (for zero-copy slices)
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
   size_t budget_ = 0;
   size_t open_streams_ = 0;
-  HeaderList scratch_fields_;      // the trailers read_body asks for, reused call after call
   StreamId last_stream_id_ = 0;    // SessionCallbacks::stream's memory of its last answer
   Stream* last_stream_ = nullptr;  // (cleared when that stream goes)
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes

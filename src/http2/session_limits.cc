@@ -19,7 +19,7 @@ void Session::fail_connection(uint32_t h2_error, std::string_view debug) {
   if (failed_ || closed_ || !conn_) return;
   failed_ = true;
   final_goaway_sent_ = true;
-  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer_.c_str(), nghttp2_http2_strerror(h2_error),
+  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer().c_str(), nghttp2_http2_strerror(h2_error),
                static_cast<int>(debug.size()), debug.data());
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), h2_error,
                         reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
@@ -149,7 +149,7 @@ void Session::keepalive_fired(void* self) {
   if (s.closed_ || !s.conn_) return;
   uint64_t now = s.now_ms();
   if (s.keepalive_outstanding_) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", s.peer_.c_str(),
+    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", s.peer().c_str(),
                  static_cast<unsigned long>(s.settings_.keepalive_timeout_ms));
     s.close_now();
     return;

@@ -41,7 +41,7 @@ std::size_t page_block_bytes(const void* p) noexcept;
 // The block waits, still resident, for the next page_allocate of its size.
 void page_deallocate(void* p) noexcept;
 // Gives back (MADV_DONTNEED) the free blocks that no allocation needed since the previous
-// call, beyond 256 KiB per block size. For a periodic timer (http2's session sweep);
+// call, beyond 64 KiB per block size. For a periodic timer (http2's session sweep);
 // returns whether resident free blocks remain above that floor, i.e. whether to call again.
 bool page_release_idle() noexcept;
 // Drops the whole pages inside [p, p + bytes) from memory (MADV_DONTNEED): they read back

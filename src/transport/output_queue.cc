@@ -5,14 +5,23 @@
 
 namespace uringrpc::transport {
 
+namespace {
+// First sizes when a drained queue is used again: one block each for a typical turn's
+// frames (a few responses' headers, DATA headers and trailers), instead of regrowing.
+constexpr size_t kFirstCopyBytes = 496;  // with the string's terminator: a 512-byte block
+constexpr size_t kFirstPieces = 8;
+}  // namespace
+
 void OutputQueue::append_copy(const uint8_t* data, size_t len) {
   if (len == 0) return;
+  if (copies_.capacity() < kFirstCopyBytes) copies_.reserve(kFirstCopyBytes);
   size_t off = copies_.size();
   copies_.append(reinterpret_cast<const char*>(data), len);
   if (!pieces_.empty() && pieces_.back().copied && pieces_.size() > first_ &&
       pieces_.back().offset + pieces_.back().len == off) {
     pieces_.back().len += len;  // adjacent small frames become one iovec
   } else {
+    if (pieces_.capacity() == 0) pieces_.reserve(kFirstPieces);
     pieces_.push_back({true, off, len, {}});
   }
   bytes_ += len;
@@ -21,6 +30,7 @@ void OutputQueue::append_copy(const uint8_t* data, size_t len) {
 void OutputQueue::append_ref(Bytes payload) {
   if (payload.empty()) return;
   bytes_ += payload.size();
+  if (pieces_.capacity() == 0) pieces_.reserve(kFirstPieces);
   pieces_.push_back({false, 0, payload.size(), std::move(payload)});
 }
 
@@ -58,7 +68,13 @@ void OutputQueue::consume(size_t n) {
       n = 0;
     }
   }
-  if (first_ == pieces_.size()) clear();
+  if (first_ == pieces_.size()) release();
+}
+
+void OutputQueue::release() {
+  clear();
+  decltype(copies_)().swap(copies_);
+  decltype(pieces_)().swap(pieces_);
 }
 
 void OutputQueue::copy_to(std::string& out) const {

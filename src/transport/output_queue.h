@@ -1,6 +1,8 @@
 // OutputQueue: bytes a connection will send in its next batched sendmsg. Small frames
 // (headers, SETTINGS, DATA frame headers) are copied into one growing buffer; message
 // payloads are referenced (Bytes) and go to the kernel as their own iovecs, uncopied.
+// Both buffers are pooled blocks handed back whenever the queue drains, so memory follows
+// the connections that are sending, not every connection that ever sent (idle-1k).
 #pragma once
 
 #include <sys/uio.h>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "loop/small_pool.h"
 #include "uringrpc/bytes.h"
 
 namespace uringrpc::transport {
@@ -39,8 +42,10 @@ class OutputQueue {
     size_t len;
     Bytes ref;         // when !copied
   };
-  std::string copies_;
-  std::vector<Piece> pieces_;
+  void release();  // drained: hand both buffers back to the pool
+
+  std::basic_string<char, std::char_traits<char>, loop::PoolAllocator<char>> copies_;
+  std::vector<Piece, loop::PoolAllocator<Piece>> pieces_;
   size_t first_ = 0;   // pieces before it were fully sent
   size_t bytes_ = 0;
 };
