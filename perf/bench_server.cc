@@ -1,6 +1,7 @@
 // The uringrpc side of the benchmark (perf/): grpc.testing.TestService's EmptyCall, UnaryCall,
 // StreamingOutputCall and StreamingInputCall, doing the same work per call as the anchors in
 // perf/anchors/. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
+//   [--batch-wait-us U --batch-size B]   (ServerOptions::completion_batch_wait / _size)
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -65,7 +66,7 @@ bool parse_number(const char* text, unsigned& out) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE]\n",
+  std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] [--batch-size B]\n",
                argv0);
   return 2;
 }
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
   bench::block_stop_signals();  // before the shards start: they inherit the mask
   unsigned port = 0;
   bool have_port = false;
+  unsigned batch_wait_us = 0;
   std::string tls_cert, tls_key;
   uringrpc::ServerOptions options;
   // One shard: the benchmark pins the server to one core; --shards lets a user try more.
@@ -87,6 +89,9 @@ int main(int argc, char** argv) {
     if (flag == "--port" && parse_number(value, port) && port < 65536) {
       have_port = true;
     } else if (flag == "--shards" && parse_number(value, options.shards)) {
+    } else if (flag == "--batch-wait-us" && parse_number(value, batch_wait_us)) {
+      options.completion_batch_wait = std::chrono::microseconds(batch_wait_us);
+    } else if (flag == "--batch-size" && parse_number(value, options.completion_batch_size)) {
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {

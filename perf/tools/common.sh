@@ -14,7 +14,7 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 # the example server's SayHello. Both take 5 zero bytes (an empty message) as a request.
 pick_our_server() {
   if [ -x "$BUILD/bin/bench-server" ]; then
-    OUR_SERVER="$BUILD/bin/bench-server --port 0 --shards 1"
+    OUR_SERVER="$BUILD/bin/bench-server --port 0 --shards 1 ${OUR_SERVER_FLAGS:-}"
     OUR_METHOD=/grpc.testing.TestService/EmptyCall
   elif [ -x "$BUILD/bin/example-server" ]; then
     OUR_SERVER="$BUILD/bin/example-server --port 0 --shards 1"

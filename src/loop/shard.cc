@@ -46,6 +46,7 @@ void Shard::start(std::function<void()> on_start) {
     pthread_setname_np(pthread_self(), name);
     try {
       ring_ = std::make_unique<Ring>(config_.ring_entries);
+      ring_->set_batch_wait(config_.batch_wait_usec, config_.batch_wait_events);
       buffers_ = std::make_unique<BufferRing>(ring_->raw(), config_.recv_buffer_size, config_.recv_buffer_count);
     } catch (...) {
       ready.set_exception(std::current_exception());

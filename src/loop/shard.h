@@ -41,6 +41,8 @@ struct ShardConfig {
   unsigned ring_entries = 4096;
   uint32_t recv_buffer_size = 16u << 10;
   uint32_t recv_buffer_count = 512;
+  unsigned batch_wait_usec = 0;  // see Ring::set_batch_wait
+  unsigned batch_wait_events = 1;
   OffloadPool* offload_pool = nullptr;
 };
 

@@ -103,6 +103,8 @@ class ServerImpl {
     setup.tls_handshake_timeout_ms = static_cast<uint64_t>(options_.handshake_timeout.count());
     setup.loop.recv_buffer_size = options_.recv_buffer_size;
     setup.loop.recv_buffer_count = options_.recv_buffer_count;
+    setup.loop.batch_wait_usec = static_cast<unsigned>(options_.completion_batch_wait.count());
+    setup.loop.batch_wait_events = options_.completion_batch_size;
     setup.loop.offload_pool = offload_.get();
     setup.max_connections = options_.max_connections;
     setup.open_connections = options_.max_connections ? &open_connections_ : nullptr;
