@@ -60,8 +60,7 @@ struct SessionSweep {
       SessionMemory* next = m->next_;
       if (m->activity_ == SessionMemory::kBusy) {
         m->activity_ = SessionMemory::kListed;  // busy in the last period: look again next time
-      } else if (m->quiet_(m->owner_)) {
-        m->trim();
+      } else if (m->idle_(m->owner_)) {
         s_trims_add();
         m->leave_sweep();
       }
@@ -78,9 +77,9 @@ namespace {
 thread_local SessionSweep t_sweep;
 }
 
-SessionMemory::SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner)
+SessionMemory::SessionMemory(loop::TimerWheel* wheel, IdleFn idle, void* owner)
     : wheel_(wheel),
-      quiet_(quiet),
+      idle_(idle),
       owner_(owner) {}
 
 SessionMemory::~SessionMemory() {

@@ -19,10 +19,12 @@ namespace uringrpc::http2 {
 
 class SessionMemory {
  public:
-  // quiet(owner): true when nghttp2 has nothing queued or half-sent and no stream is open,
-  // so the frame buffer's content is dead. wheel null: never trimmed by the sweep.
-  using QuietFn = bool (*)(void* owner);
-  SessionMemory(loop::TimerWheel* wheel, QuietFn quiet, void* owner);
+  // idle(owner): the sweep's call once nghttp2 has gone a period without allocating. The
+  // owner calls trim() if the session is quiet (nothing queued or half-sent, no stream
+  // open: the frame buffer's content is dead), drops idle memory of its own, and returns
+  // true; false asks again next period. wheel null: never called.
+  using IdleFn = bool (*)(void* owner);
+  SessionMemory(loop::TimerWheel* wheel, IdleFn idle, void* owner);
   ~SessionMemory();
   SessionMemory(const SessionMemory&) = delete;
   SessionMemory& operator=(const SessionMemory&) = delete;
@@ -34,7 +36,7 @@ class SessionMemory {
                          const nghttp2_option* opt);
 
   // Drops the frame buffer's pages and every all-zero page of this session's page blocks.
-  // Only while quiet() holds and outside any nghttp2 call: nghttp2 packs each frame into
+  // Only while the session is quiet (see IdleFn) and outside any nghttp2 call: nghttp2 packs each frame into
   // the frame buffer from its start before it reads any of it, and with no item in
   // flight (nghttp2_session_want_write() == 0) nothing still to be read is there, so
   // pages that read back as zeros change nothing. Returns the pages dropped.
@@ -66,7 +68,7 @@ class SessionMemory {
   // Every Session keeps one of these, so it stays small: nghttp2 copies the nghttp2_mem
   // it is given, which therefore lives on new_server_session's stack.
   loop::TimerWheel* wheel_;
-  QuietFn quiet_;
+  IdleFn idle_;
   void* owner_;
   void* blocks_[kTrackedBlocks] = {};  // page blocks trim() may drop pages of
   std::uint8_t frame_buffers_ = 0;     // bit i: blocks_[i] is the frame buffer

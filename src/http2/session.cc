@@ -328,7 +328,7 @@ struct SessionCallbacks {
 Session::Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
                  loop::TimerWheel* timers)
     : conn_(&conn), listener_(listener), settings_(settings), timers_(timers),
-      mem_(timers, &Session::quiet_for_trim, this) {
+      mem_(timers, &Session::on_idle_period, this) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, &SessionCallbacks::on_begin_frame);
@@ -385,6 +385,7 @@ Session::~Session() {
     streams_ = st->next;
     delete st;
   }
+  forget_closed_streams();
   if (ng_) nghttp2_session_del(ng_);
 }
 

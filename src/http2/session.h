@@ -58,9 +58,11 @@ struct SessionSettings {
 class Session final : public transport::ConnectionHandler {
  public:
   // timers: the shard's wheel, for keepalive pings and the ping clock; null turns both off
-  // (unit tests that do not need them).
+  // (unit tests that do not need them). settings is kept by reference (every session of a
+  // shard shares its one copy): it must outlive the session, so no temporaries.
   Session(transport::Transport& conn, const SessionSettings& settings, StreamListener& listener,
           loop::TimerWheel* timers = nullptr);
+  Session(transport::Transport&, SessionSettings&&, StreamListener&, loop::TimerWheel* = nullptr) = delete;
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -111,7 +113,9 @@ class Session final : public transport::ConnectionHandler {
   friend struct SessionCallbacks;
   void check_done();
   // Nothing queued, half-sent or open: SessionMemory may drop the frame buffer's pages.
-  static bool quiet_for_trim(void* self);
+  bool quiet_for_trim() const;
+  // SessionMemory's sweep: a period without nghttp2 allocating (session_idle.cc).
+  static bool on_idle_period(void* self);
   // --- peer limits (session_limits.cc)
   void on_client_ping();
   void forgive_pings() {
@@ -130,6 +134,9 @@ class Session final : public transport::ConnectionHandler {
   // RFC 7540 priorities are off, so the session remembers how its recent ones ended.
   enum class ClosedHow : uint8_t { kPeerReset, kBothEnded, kWeReset };
   void remember_closed(int32_t id, ClosedHow how);
+  // The idle trim drops the records; streams up to the last one seen then count as long
+  // gone (oldest_remembered_id).
+  void forget_closed_streams();
   void on_frame_for_missing_stream(const nghttp2_frame_hd& hd);
   int32_t oldest_remembered_id() const;
   // After nghttp2 has taken a chunk: the rules it skips with priorities off (DATA on a
@@ -153,7 +160,7 @@ class Session final : public transport::ConnectionHandler {
   StreamId last_stream_id_ = 0;    // SessionCallbacks::stream's memory of its last answer
   Stream* last_stream_ = nullptr;  // (cleared when that stream goes)
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
-  SessionSettings settings_;
+  const SessionSettings& settings_;  // the shard's
   loop::TimerWheel* timers_;
   SessionMemory mem_;  // nghttp2's allocator; outlives ng_ (freed in ~Session's body)
   bool shutdown_started_ = false;
@@ -170,13 +177,22 @@ class Session final : public transport::ConnectionHandler {
   uint64_t last_read_ms_ = 0;
   bool keepalive_outstanding_ = false;
   loop::Timer keepalive_timer_;
+  // A ring of the last kClosedMemory closed streams, kept in proportion to use: the first
+  // few records live inline, and a connection that closes more moves to a pooled ring of
+  // 64, which the idle trim gives back (most idle connections made only a call or two).
   static constexpr size_t kClosedMemory = 64;
-  struct [[gnu::packed]] ClosedStream {  // 5 bytes, not 8: every connection keeps 64
-    int32_t id = 0;
-    ClosedHow how = ClosedHow::kWeReset;
+  static constexpr size_t kClosedInline = 4;
+  struct [[gnu::packed]] ClosedStream {  // 5 bytes, not 8
+    int32_t id;
+    ClosedHow how;
   };
-  ClosedStream recently_closed_[kClosedMemory];
-  size_t closed_next_ = 0;
+  ClosedStream* closed_records() { return closed_spill_ ? closed_spill_ : closed_inline_; }
+  const ClosedStream* closed_records() const { return closed_spill_ ? closed_spill_ : closed_inline_; }
+  size_t closed_capacity() const { return closed_spill_ ? kClosedMemory : kClosedInline; }
+  ClosedStream closed_inline_[kClosedInline] = {};
+  uint8_t closed_next_ = 0;
+  ClosedStream* closed_spill_ = nullptr;
+  int32_t forgotten_through_ = 0;  // the last stream seen when the records were dropped
   FrameScanner scanner_;
   bool final_goaway_sent_ = false;
   bool closed_ = false;

@@ -3,9 +3,11 @@
 // piles up unread, and keepalive pings for peers that went silent. A peer over a limit
 // gets GOAWAY ENHANCE_YOUR_CALM with a debug text naming the limit, as gRPC core does.
 #include <algorithm>
+#include <cstring>
 
 #include "http2/session.h"
 #include "loop/log.h"
+#include "loop/small_pool.h"
 
 namespace uringrpc::http2 {
 
@@ -77,8 +79,24 @@ void Session::check_output_pressure() {
 }
 
 void Session::remember_closed(int32_t id, ClosedHow how) {
-  recently_closed_[closed_next_] = {id, how};
-  closed_next_ = (closed_next_ + 1) % kClosedMemory;
+  if (!closed_spill_ && closed_next_ == kClosedInline) {
+    // The inline records are full: move to the big ring (they fill it from its start).
+    closed_spill_ = static_cast<ClosedStream*>(loop::pool_allocate(kClosedMemory * sizeof(ClosedStream)));
+    std::memset(static_cast<void*>(closed_spill_), 0, kClosedMemory * sizeof(ClosedStream));
+    std::memcpy(static_cast<void*>(closed_spill_), closed_inline_, sizeof closed_inline_);
+  }
+  closed_records()[closed_next_] = {id, how};
+  // Inline records fill up in order (the next one after them spills); the big ring wraps.
+  closed_next_ = static_cast<uint8_t>(closed_spill_ ? (closed_next_ + 1) % kClosedMemory : closed_next_ + 1);
+}
+
+void Session::forget_closed_streams() {
+  if (!closed_spill_ && closed_next_ == 0) return;  // nothing remembered
+  if (closed_spill_) loop::pool_deallocate(closed_spill_, kClosedMemory * sizeof(ClosedStream));
+  closed_spill_ = nullptr;
+  std::memset(static_cast<void*>(closed_inline_), 0, sizeof closed_inline_);
+  closed_next_ = 0;
+  forgotten_through_ = ng_ ? nghttp2_session_get_last_proc_stream_id(ng_) : 0;
 }
 
 void Session::on_frame_for_missing_stream(const nghttp2_frame_hd& hd) {
@@ -86,7 +104,9 @@ void Session::on_frame_for_missing_stream(const nghttp2_frame_hd& hd) {
   int32_t id = hd.stream_id;
   // Above the last stream the client opened, a HEADERS opens a new one; nghttp2 judges it.
   if (id > nghttp2_session_get_last_proc_stream_id(ng_)) return;
-  for (const ClosedStream& c : recently_closed_) {
+  const ClosedStream* records = closed_records();
+  for (size_t i = 0; i < closed_capacity(); ++i) {
+    const ClosedStream& c = records[i];
     if (c.id != id) continue;
     switch (c.how) {
       case ClosedHow::kPeerReset:  // RFC 9113 5.1: after its own RST_STREAM
@@ -130,14 +150,17 @@ void Session::apply_skipped_rules(const Bytes& data) {
 int32_t Session::oldest_remembered_id() const {
   // Streams older than what we remember may be ones we reset long ago: give them the
   // benefit of the doubt.
+  const ClosedStream* records = closed_records();
   int32_t oldest = 0;
   bool any = false;
-  for (const ClosedStream& c : recently_closed_) {
-    if (c.id == 0) return 0;  // the memory is not full: we remember every closed stream
+  for (size_t i = 0; i < closed_capacity(); ++i) {
+    const ClosedStream& c = records[i];
+    // Not full: we remember every stream closed since the records were last dropped.
+    if (c.id == 0) return forgotten_through_;
     if (!any || c.id < oldest) oldest = c.id;
     any = true;
   }
-  return oldest;
+  return std::max(oldest, forgotten_through_);
 }
 
 void Session::arm_keepalive(uint64_t at_ms) {

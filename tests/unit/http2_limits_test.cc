@@ -157,7 +157,7 @@ struct Observer {
 };
 
 struct Harness {
-  explicit Harness(SessionSettings settings = {}) : server(transport, settings, listener, &wheel) {}
+  explicit Harness(SessionSettings s = {}) : settings(s), server(transport, settings, listener, &wheel) {}
   // Feeds raw client bytes; returns what Session::on_bytes said (false: closing).
   bool send(const std::string& bytes) { return server.on_bytes(Bytes(bytes)); }
   // Everything the server has to say, decoded by the observer.
@@ -171,6 +171,7 @@ struct Harness {
   loop::TimerWheel wheel{0};
   RecordingTransport transport;
   Listener listener;
+  SessionSettings settings;
   Session server;
   Observer observer;
 };

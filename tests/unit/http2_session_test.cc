@@ -134,7 +134,8 @@ struct Client {
 struct Harness {
   MemoryTransport transport;
   Listener listener;
-  Session server{transport, SessionSettings{}, listener};
+  SessionSettings settings;
+  Session server{transport, settings, listener};
   Client client;
 
   // One round trip: client bytes in, server bytes out to the client.
@@ -305,6 +306,84 @@ TEST(Http2Session, NothingIsTrimmedWhileAFrameIsHalfSentOrDataWaitsForTheWindow)
   size_t seen = 0;
   for (auto& [k, v] : h.client.headers) seen += k.rfind("x-meta-", 0) == 0 && v.size() == 100;
   EXPECT_EQ(seen, 200u);
+}
+
+// Opens `n` calls one after the other and has the server reset each (RST_STREAM CANCEL).
+void reset_calls(Harness& h, int n) {
+  for (int i = 0; i < n; ++i) {
+    h.client.request("q");
+    h.exchange();
+    ASSERT_EQ(h.listener.streams.size(), 1u);
+    h.server.reset(*h.listener.streams[0], NGHTTP2_CANCEL);
+    h.exchange();
+    ASSERT_TRUE(h.listener.streams.empty());
+  }
+}
+
+// Client trailers for `stream`, sent before it saw our RST_STREAM (HEADERS with
+// END_STREAM | END_HEADERS and one literal field "x: y"); returns whether the server
+// answered with a GOAWAY.
+bool late_trailers_close_the_connection(Harness& h, uint8_t stream) {
+  const uint8_t trailers[] = {0, 0, 5, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS,
+                              0, 0, 0, stream, 0x00, 1, 'x', 1, 'y'};
+  EXPECT_TRUE(h.server.on_bytes(Bytes(std::string(reinterpret_cast<const char*>(trailers), sizeof trailers))));
+  transport::OutputQueue out;
+  h.server.produce_output(out, 1u << 20);
+  h.client.input(out);
+  return !h.client.goaway_last_ids.empty();
+}
+
+// HEADERS on an identifier that was passed over and never opened: RFC 9113 5.1.1.
+bool reused_identifier_closes_the_connection(Harness& h, uint8_t stream) {
+  const uint8_t headers[] = {0, 0, 1, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS,
+                             0, 0, 0, stream, 0x83};  // :method POST
+  h.server.on_bytes(Bytes(std::string(reinterpret_cast<const char*>(headers), sizeof headers)));
+  transport::OutputQueue out;
+  h.server.produce_output(out, 1u << 20);
+  h.client.input(out);
+  return !h.client.goaway_last_ids.empty();
+}
+
+// The idle trim gives back the records of closed streams: late frames on a stream the
+// server reset before the trim must still be taken quietly, and new streams served.
+TEST(Http2Session, AfterTheIdleTrimLateTrailersOnAStreamWeResetAreIgnored) {
+  for (int calls : {1, 10, 80}) {  // inline records, the pooled ring, the ring wrapped
+    SCOPED_TRACE(calls);
+    Harness h;
+    reset_calls(h, calls);
+    h.server.trim_idle_memory();
+    EXPECT_FALSE(late_trailers_close_the_connection(h, 1));
+    // The next call opens the next stream and is served as usual.
+    h.client.request("r");
+    h.exchange();
+    ASSERT_EQ(h.listener.streams.size(), 1u);
+    EXPECT_EQ(h.listener.streams[0]->id, 2 * calls + 1);
+  }
+}
+
+TEST(Http2Session, LateTrailersOnResetStreamsAreIgnoredWhileRemembered) {
+  for (int calls : {3, 10, 60}) {
+    SCOPED_TRACE(calls);
+    Harness h;
+    reset_calls(h, calls);
+    EXPECT_FALSE(late_trailers_close_the_connection(h, 1));
+    EXPECT_FALSE(late_trailers_close_the_connection(h, static_cast<uint8_t>(2 * calls - 1)));
+  }
+}
+
+TEST(Http2Session, HeadersOnAnIdentifierNeverOpenedIsAConnectionError) {
+  for (int calls : {2, 10}) {
+    SCOPED_TRACE(calls);
+    Harness h;
+    reset_calls(h, calls);
+    // Skip stream 2*calls+1: open the one after it, then come back.
+    h.client.request("skip");
+    h.client.output();  // stream 2*calls+1 is consumed on the client side and never sent
+    h.client.request("q");
+    h.exchange();
+    ASSERT_EQ(h.listener.streams.size(), 1u);
+    EXPECT_TRUE(reused_identifier_closes_the_connection(h, static_cast<uint8_t>(2 * calls + 1)));
+  }
 }
 
 }  // namespace

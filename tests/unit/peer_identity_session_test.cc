@@ -35,6 +35,7 @@ struct NullListener final : StreamListener {
 TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
   NullListener listener;
   const PeerIdentity* seen = nullptr;
+  SessionSettings settings;
   std::unique_ptr<Session> session;
   {
     auto transport = std::make_unique<IdentityTransport>();
@@ -42,7 +43,7 @@ TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
     id->subject = "CN=someone";
     id->verified = true;
     transport->identity = id;
-    session = std::make_unique<Session>(*transport, SessionSettings{}, listener);
+    session = std::make_unique<Session>(*transport, settings, listener);
     seen = session->peer_identity();
     ASSERT_EQ(seen, id.get());
     session->on_closed();
@@ -61,7 +62,8 @@ TEST(MtlsHttp2Session, NoIdentityOnATransportWithoutTls) {
     const std::string& peer() const override { return name; }
     std::string name = "test:plain";
   } transport;
-  Session session(transport, SessionSettings{}, listener);
+  SessionSettings settings;
+  Session session(transport, settings, listener);
   EXPECT_EQ(session.peer_identity(), nullptr);
   session.on_closed();
   EXPECT_EQ(session.peer_identity(), nullptr);
