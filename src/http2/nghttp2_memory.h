@@ -36,10 +36,10 @@ class SessionMemory {
                          const nghttp2_option* opt);
 
   // Drops the frame buffer's pages and every all-zero page of this session's page blocks.
-  // Only while the session is quiet (see IdleFn) and outside any nghttp2 call: nghttp2 packs each frame into
-  // the frame buffer from its start before it reads any of it, and with no item in
-  // flight (nghttp2_session_want_write() == 0) nothing still to be read is there, so
-  // pages that read back as zeros change nothing. Returns the pages dropped.
+  // Only while the session is quiet (see IdleFn) and outside any nghttp2 call: nghttp2
+  // packs each frame into the frame buffer from its start before it reads any of it, and
+  // with no item in flight (nghttp2_session_want_write() == 0) nothing still to be read is
+  // there, so pages that read back as zeros change nothing. Returns the pages dropped.
   std::size_t trim() noexcept;
 
   // Sessions trimmed by the sweep since the process started (tests and curiosity).

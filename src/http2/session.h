@@ -114,6 +114,7 @@ class Session final : public transport::ConnectionHandler {
   void check_done();
   // Nothing queued, half-sent or open: SessionMemory may drop the frame buffer's pages.
   bool quiet_for_trim() const;
+  size_t trim_now();  // only when quiet_for_trim(); returns the pages dropped
   // SessionMemory's sweep: a period without nghttp2 allocating (session_idle.cc).
   static bool on_idle_period(void* self);
   // --- peer limits (session_limits.cc)

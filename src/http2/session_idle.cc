@@ -6,28 +6,28 @@
 namespace uringrpc::http2 {
 
 bool Session::quiet_for_trim() const {
-  const Session& s = *this;
   // want_write() == 0 means no frame is half-sent (nghttp2's active item is gone, and its
   // frame buffer was reset); our queue being empty means the last bytes left too (they
   // were copied out of nghttp2's buffer anyway). Open streams keep a session busy even
   // when its DATA is deferred, so a handler's response is never the first thing to run
   // into a dropped page.
-  return s.conn_ && !s.closed_ && s.open_streams_ == 0 && s.conn_->queued_output_bytes() == 0 &&
-         !nghttp2_session_want_write(s.ng_);
+  return conn_ && !closed_ && open_streams_ == 0 && conn_->queued_output_bytes() == 0 &&
+         !nghttp2_session_want_write(ng_);
 }
 
-size_t Session::trim_idle_memory() {
-  if (!quiet_for_trim()) return 0;
+size_t Session::trim_now() {
   // No frame has arrived for a sweep period: whatever was in flight when a stream closed
   // has long arrived, which is what the records of closed streams are for.
   forget_closed_streams();
   return mem_.trim();
 }
 
+size_t Session::trim_idle_memory() { return quiet_for_trim() ? trim_now() : 0; }
+
 bool Session::on_idle_period(void* self) {
   auto& s = *static_cast<Session*>(self);
   if (!s.quiet_for_trim()) return false;
-  s.trim_idle_memory();
+  s.trim_now();
   return true;
 }
 
