@@ -11,8 +11,10 @@
 #include <memory>
 #include <string_view>
 
+#include "http2/closed_streams.h"
 #include "http2/frame_scanner.h"
 #include "http2/nghttp2_memory.h"
+#include "http2/peer_limits.h"
 #include "http2/stream.h"
 #include "loop/timer_wheel.h"
 #include "transport/transport.h"
@@ -80,7 +82,7 @@ class Session final : public transport::ConnectionHandler {
   // Double GOAWAY: a notice with last-stream-id 2^31-1 and a PING, the final GOAWAY
   // when the PING's ack arrives; the connection closes once no stream is left.
   void start_graceful_shutdown();
-  bool shutting_down() const { return shutdown_started_; }
+  bool shutting_down() const { return goaway_ != Goaway::kNone; }
   void close_now();
   // GOAWAY with this error and debug text, then close once it is out. Used for peers that
   // break a limit (ENHANCE_YOUR_CALM); what they send after it is not processed.
@@ -95,7 +97,7 @@ class Session final : public transport::ConnectionHandler {
   const PeerIdentity* peer_identity() const {
     return conn_ ? conn_->peer_identity().get() : peer_identity_.get();
   }
-  size_t open_streams() const { return open_streams_; }
+  size_t open_streams() const { return stream_count_.open_streams(); }
   uint32_t max_header_list_bytes() const { return settings_.max_header_list_bytes; }
   void request_flush() {
     if (conn_) conn_->request_flush();
@@ -110,44 +112,45 @@ class Session final : public transport::ConnectionHandler {
   void on_closed() noexcept override;
 
  private:
-  friend struct SessionCallbacks;
+  friend struct SessionCallbacks;  // session_callbacks.cc: nghttp2's events in
   void check_done();
   // Nothing queued, half-sent or open: SessionMemory may drop the frame buffer's pages.
   bool quiet_for_trim() const;
   size_t trim_now();  // only when quiet_for_trim(); returns the pages dropped
   // SessionMemory's sweep: a period without nghttp2 allocating (session_idle.cc).
   static bool on_idle_period(void* self);
-  // --- peer limits (session_limits.cc)
-  void on_client_ping();
-  void forgive_pings() {
-    ping_strikes_ = 0;
-    have_last_ping_ = false;
-  }
-  void count_frame_payload(bool empty, bool end_stream);
-  void charge_reset();
-  // RST_STREAM PROTOCOL_ERROR for a request that breaks RFC 9113 section 8 (RequestRules).
+
+  // --- acting on the peer rules' verdicts (session_limits.cc)
+  // Feeds nghttp2 one piece of a chunk; false once reading must stop (a connection error).
+  bool feed(const uint8_t* p, size_t n);
+  // Carries out a verdict on the frame being read (stream: its stream). Returns what an
+  // nghttp2 callback returns: 0 to go on, NGHTTP2_ERR_CALLBACK_FAILURE to stop reading
+  // at this very frame, so that nothing after it is answered or dispatched.
+  int act(Verdict v, int32_t stream);
+  // RST_STREAM for a stream error we decided on: charged to the induced-reset budget now,
+  // at the frame that caused it (0, or NGHTTP2_ERR_CALLBACK_FAILURE as act()).
+  int reset_stream(int32_t stream, uint32_t h2_error);
+  // RST_STREAM PROTOCOL_ERROR for a request that breaks RFC 9113 section 8 (RequestRules),
+  // once per stream.
   int reset_malformed(Stream& st);
+  // The stream a frame's header names is not open: ClosedStreams judges it.
+  int on_frame_for_missing_stream(int32_t stream, bool headers);
+  void close_stream(Stream* st, uint32_t h2_error);
   void forget_stream(Stream* st) {
     if (last_stream_ == st) last_stream_ = nullptr;
   }
   void check_output_pressure();
-  // Frames on streams that are gone (RFC 9113 5.1): nghttp2 forgets closed streams when
-  // RFC 7540 priorities are off, so the session remembers how its recent ones ended.
-  enum class ClosedHow : uint8_t { kPeerReset, kBothEnded, kWeReset };
-  void remember_closed(int32_t id, ClosedHow how);
-  // The idle trim drops the records; streams up to the last one seen then count as long
-  // gone (oldest_remembered_id).
-  void forget_closed_streams();
-  void on_frame_for_missing_stream(const nghttp2_frame_hd& hd);
-  int32_t oldest_remembered_id() const;
-  // After nghttp2 has taken a chunk: the rules it skips with priorities off (DATA on a
-  // closed stream, a PRIORITY frame depending on its own stream).
-  void apply_skipped_rules(const Bytes& data);
-  void arm_keepalive(uint64_t at_ms);
-  void on_keepalive_ack();
+  void apply_keepalive(Keepalive::Step step);
   static void keepalive_fired(void* self);
   uint64_t now_ms() const;
   static constexpr uint8_t kKeepalivePingOpaque[8] = {'u', 'r', 'p', 'c', 'k', 'e', 'e', 'p'};
+  static constexpr uint8_t kShutdownPingOpaque[8] = {'u', 'r', 'p', 'c', 's', 't', 'o', 'p'};
+
+  // Where the connection is. Input is read only while kOpen; kFailed: a limit's GOAWAY is
+  // on its way; kClosed: the transport is gone.
+  enum class Phase : uint8_t { kOpen, kFailed, kClosed };
+  // Our GOAWAYs: none, the graceful notice (last-stream-id 2^31-1), the final one.
+  enum class Goaway : uint8_t { kNone, kNotice, kFinal };
 
   transport::Transport* conn_;
   StreamListener& listener_;
@@ -157,46 +160,27 @@ class Session final : public transport::ConnectionHandler {
   const Bytes* input_ = nullptr;           // the chunk mem_recv is parsing (for zero-copy slices)
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
   size_t budget_ = 0;
-  size_t open_streams_ = 0;
   StreamId last_stream_id_ = 0;    // SessionCallbacks::stream's memory of its last answer
   Stream* last_stream_ = nullptr;  // (cleared when that stream goes)
   Stream* streams_ = nullptr;  // intrusive list head; notified one by one when the transport goes
   const SessionSettings& settings_;  // the shard's
   loop::TimerWheel* timers_;
   SessionMemory mem_;  // nghttp2's allocator; outlives ng_ (freed in ~Session's body)
-  bool shutdown_started_ = false;
-  bool failed_ = false;            // fail_connection(): input is no longer processed
-  bool settings_seen_ = false;     // the client's preface and first SETTINGS arrived
+  Phase phase_ = Phase::kOpen;
+  Goaway goaway_ = Goaway::kNone;
+  bool settings_seen_ = false;        // the client's preface and first SETTINGS arrived
   bool settings_advertised_ = false;  // our first SETTINGS went out (advertise_stream_limit)
-  bool reading_paused_ = false;    // output backpressure (check_output_pressure)
-  unsigned ping_strikes_ = 0;
-  bool have_last_ping_ = false;    // a ping arrived since the last forgiveness
-  uint64_t last_ping_ms_ = 0;
-  unsigned empty_frames_ = 0;      // in a row
-  double reset_tokens_ = 0;        // MadeYouReset bucket
-  uint64_t reset_refill_ms_ = 0;
-  uint64_t last_read_ms_ = 0;
-  bool keepalive_outstanding_ = false;
+  bool reading_paused_ = false;       // output backpressure (check_output_pressure)
+  // The peer rules (peer_limits.h), one owner each.
+  StreamCount stream_count_;
+  ResetBudget peer_resets_;     // RST_STREAM frames the client sends (Rapid Reset)
+  ResetBudget induced_resets_;  // RST_STREAM frames it makes us send (MadeYouReset)
+  EmptyFrameRun empty_frames_;
+  PingStrikes ping_strikes_;
+  Keepalive keepalive_;
   loop::Timer keepalive_timer_;
-  // A ring of the last kClosedMemory closed streams, kept in proportion to use: the first
-  // few records live inline, and a connection that closes more moves to a pooled ring of
-  // 64, which the idle trim gives back (most idle connections made only a call or two).
-  static constexpr size_t kClosedMemory = 64;
-  static constexpr size_t kClosedInline = 4;
-  struct [[gnu::packed]] ClosedStream {  // 5 bytes, not 8
-    int32_t id;
-    ClosedHow how;
-  };
-  ClosedStream* closed_records() { return closed_spill_ ? closed_spill_ : closed_inline_; }
-  const ClosedStream* closed_records() const { return closed_spill_ ? closed_spill_ : closed_inline_; }
-  size_t closed_capacity() const { return closed_spill_ ? kClosedMemory : kClosedInline; }
-  ClosedStream closed_inline_[kClosedInline] = {};
-  uint8_t closed_next_ = 0;
-  ClosedStream* closed_spill_ = nullptr;
-  int32_t forgotten_through_ = 0;  // the last stream seen when the records were dropped
+  ClosedStreams closed_streams_;
   FrameScanner scanner_;
-  bool final_goaway_sent_ = false;
-  bool closed_ = false;
 };
 
 }  // namespace uringrpc::http2

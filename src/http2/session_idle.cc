@@ -11,14 +11,14 @@ bool Session::quiet_for_trim() const {
   // were copied out of nghttp2's buffer anyway). Open streams keep a session busy even
   // when its DATA is deferred, so a handler's response is never the first thing to run
   // into a dropped page.
-  return conn_ && !closed_ && open_streams_ == 0 && conn_->queued_output_bytes() == 0 &&
+  return conn_ && phase_ != Phase::kClosed && !streams_ && conn_->queued_output_bytes() == 0 &&
          !nghttp2_session_want_write(ng_);
 }
 
 size_t Session::trim_now() {
   // No frame has arrived for a sweep period: whatever was in flight when a stream closed
   // has long arrived, which is what the records of closed streams are for.
-  forget_closed_streams();
+  closed_streams_.forget_all(nghttp2_session_get_last_proc_stream_id(ng_));
   return mem_.trim();
 }
 

@@ -14,7 +14,7 @@
 namespace uringrpc::http2 {
 namespace {
 
-constexpr uint8_t kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6;
+constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6, kWindowUpdate = 0x8;
 constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
 
 class RecordingTransport final : public transport::Transport {
@@ -84,6 +84,7 @@ struct Observer {
   std::optional<uint32_t> goaway_error;
   std::string goaway_debug;
   int pings = 0;
+  int ping_acks = 0;
   std::vector<std::pair<uint32_t, uint32_t>> resets;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string data;
@@ -110,8 +111,8 @@ struct Observer {
       if (type == NGHTTP2_GOAWAY) {
         goaway_error = be32(payload, 4);
         goaway_debug = payload.substr(8);
-      } else if (type == NGHTTP2_PING && !(flags & NGHTTP2_FLAG_ACK)) {
-        ++pings;
+      } else if (type == NGHTTP2_PING) {
+        ++(flags & NGHTTP2_FLAG_ACK ? ping_acks : pings);
       } else if (type == NGHTTP2_RST_STREAM) {
         resets.emplace_back(stream, be32(payload, 0));
       } else if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
@@ -196,7 +197,10 @@ TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershooti
   ASSERT_TRUE(h.send(bytes)) << "a stream over the limit must not be a connection error";
   h.drain();
   EXPECT_FALSE(h.observer.goaway_error);
-  EXPECT_EQ(h.listener.streams.size(), 5u) << "the rpc layer above decides which streams to refuse";
+  EXPECT_EQ(h.listener.streams.size(), 3u);
+  ASSERT_EQ(h.observer.resets.size(), 2u);
+  EXPECT_EQ(h.observer.resets[0], std::make_pair(7u, uint32_t{NGHTTP2_REFUSED_STREAM}));
+  EXPECT_EQ(h.observer.resets[1], std::make_pair(9u, uint32_t{NGHTTP2_REFUSED_STREAM}));
 }
 
 TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
@@ -417,6 +421,197 @@ TEST(Http2Limits, CannedResponseCarriesItsBodyAndEndsTheStreamWithoutTrailers) {
   EXPECT_EQ(h.observer.header(":status"), "405");
   EXPECT_EQ(h.observer.data, "use POST\n");
   EXPECT_TRUE(h.observer.data_ended);
+}
+
+std::string settings_frame(uint16_t id, uint32_t value) {
+  std::string p;
+  p.push_back(static_cast<char>(id >> 8));
+  p.push_back(static_cast<char>(id));
+  for (int shift : {24, 16, 8, 0}) p.push_back(static_cast<char>(value >> shift));
+  return frame(kSettings, 0, 0, p);
+}
+
+std::string u32(uint32_t v) {
+  std::string p;
+  for (int shift : {24, 16, 8, 0}) p.push_back(static_cast<char>(v >> shift));
+  return p;
+}
+
+std::string get_block() {
+  return literal(":method", "GET") + literal(":scheme", "http") + literal(":path", "/") + literal(":authority", "x");
+}
+
+// Answers every request with a canned 405 (what the rpc layer does for GET /).
+void answer_all_with_405(Harness& h) {
+  for (Stream* st : h.listener.streams) {
+    if (st->body) continue;
+    h.server.submit_canned_response(*st, {{":status", "405"}, {"content-type", "text/plain"}}, "use POST\n");
+  }
+}
+
+// Defect: streams that never became calls were not counted. With the client's window at
+// 0 a 405 cannot finish, so each such stream stays open: the 4th of a limit of 3 is
+// refused, and memory stays bounded by the limit.
+TEST(Http2Limits, StreamsHeldOpenByAnAnswerTheClientCannotReadCountAgainstTheLimit) {
+  SessionSettings s;
+  s.max_concurrent_streams = 3;
+  Harness h(s);
+  ASSERT_TRUE(h.send(kPreface.substr(0, kPreface.size() - 9) + settings_frame(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0)));
+  for (uint32_t id = 1; id <= 3; id += 2) {
+    ASSERT_TRUE(h.send(frame(kHeaders, kEndHeaders | kEndStream, id, get_block())));
+    answer_all_with_405(h);
+    h.drain();
+  }
+  // The 3rd stream is the last one allowed; the 4th and the 100th are refused alone.
+  std::string more;
+  for (uint32_t id = 5; id <= 199; id += 2) more += frame(kHeaders, kEndHeaders | kEndStream, id, get_block());
+  ASSERT_TRUE(h.send(more));
+  answer_all_with_405(h);
+  h.drain();
+  EXPECT_EQ(h.listener.streams.size(), 3u);
+  EXPECT_EQ(h.server.open_streams(), 3u);
+  ASSERT_EQ(h.observer.resets.size(), 97u);
+  EXPECT_EQ(h.observer.resets.front(), std::make_pair(7u, uint32_t{NGHTTP2_REFUSED_STREAM}));
+  EXPECT_FALSE(h.observer.goaway_error);
+  EXPECT_TRUE(h.observer.data.empty()) << "the window is 0";
+  // The client opens its windows: the answers finish, and new streams are admitted again.
+  std::string open_windows = frame(kWindowUpdate, 0, 0, u32(1000));
+  for (uint32_t id = 1; id <= 5; id += 2) open_windows += frame(kWindowUpdate, 0, id, u32(1000));
+  ASSERT_TRUE(h.send(open_windows));
+  h.drain();
+  EXPECT_EQ(h.observer.data, "use POST\nuse POST\nuse POST\n");
+  EXPECT_EQ(h.server.open_streams(), 0u);
+  ASSERT_TRUE(h.send(frame(kHeaders, kEndHeaders | kEndStream, 201, get_block())));
+  EXPECT_EQ(h.listener.streams.size(), 1u);
+}
+
+// Defect: a stream closed by a complete non-gRPC answer (DATA with END_STREAM) was
+// recorded as if we had reset it, so a later frame on it got nothing. A client that
+// ended its request may send nothing more on it (RFC 9113 5.1), in the same read as the
+// request or after the answer.
+TEST(Http2Limits, FramesAfterTheClientEndedAStreamAnsweredWith405AreAConnectionError) {
+  for (bool same_read : {false, true}) {
+    SCOPED_TRACE(same_read);
+    Harness h;
+    std::string request = kPreface + frame(kHeaders, kEndHeaders | kEndStream, 1, get_block());
+    std::string late = frame(kData, 0, 1, "late");
+    if (same_read) {
+      h.send(request + late);
+    } else {
+      ASSERT_TRUE(h.send(request));
+      answer_all_with_405(h);
+      h.drain();
+      ASSERT_TRUE(h.observer.data_ended);
+      EXPECT_FALSE(h.send(late));
+    }
+    h.drain();
+    ASSERT_TRUE(h.observer.goaway_error);
+    EXPECT_EQ(*h.observer.goaway_error, static_cast<uint32_t>(NGHTTP2_STREAM_CLOSED));
+  }
+}
+
+// A non-gRPC request whose body is still coming gets its whole answer, then RST_STREAM
+// NO_ERROR (as after gRPC trailers); what the client had in flight is then ignored.
+TEST(Http2Limits, AnAnswerBeforeTheRequestBodyEndsIsFollowedByResetNoErrorAndLateDataIsIgnored) {
+  Harness h;
+  ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, get_block())));
+  answer_all_with_405(h);
+  h.drain();
+  ASSERT_TRUE(h.observer.data_ended);
+  ASSERT_EQ(h.observer.resets.size(), 1u);
+  EXPECT_EQ(h.observer.resets[0], std::make_pair(1u, uint32_t{NGHTTP2_NO_ERROR}));
+  EXPECT_TRUE(h.send(frame(kData, kEndStream, 1, "in flight")));
+  h.drain();
+  EXPECT_FALSE(h.observer.goaway_error);
+  EXPECT_EQ(h.observer.resets.size(), 1u);
+}
+
+// Defect: the induced-reset budget was charged as resets went out, after the whole read,
+// so a batch overshot it. The 1,000th reset passes, the 1,001st request gets the GOAWAY
+// instead of a reset, and nothing after it in the same read is answered or dispatched.
+TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfterItIsRead) {
+  SessionSettings s;
+  s.reset_burst = 1000;
+  s.max_concurrent_streams = 5000;
+  Harness h(s);
+  std::string bytes = kPreface;
+  uint32_t id = 1;
+  for (int i = 0; i < 1001; ++i, id += 2) {
+    // Alternately missing :path, and a content-length with no body (RFC 9113 8.1.1).
+    std::string block = i % 2 ? literal(":method", "POST") + literal(":scheme", "http") + literal(":authority", "x")
+                              : request_block("content-length", "5");
+    bytes += frame(kHeaders, kEndHeaders | kEndStream, id, block);
+  }
+  bytes += frame(kPing, 0, 0, "12345678");
+  bytes += frame(kHeaders, kEndHeaders | kEndStream, id, request_block());
+  EXPECT_FALSE(h.send(bytes));
+  h.drain();
+  EXPECT_EQ(h.observer.resets.size(), 1000u);
+  ASSERT_TRUE(h.observer.goaway_error);
+  EXPECT_EQ(*h.observer.goaway_error, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_resets");
+  EXPECT_EQ(h.observer.ping_acks, 0);
+  EXPECT_TRUE(h.listener.streams.empty()) << "the request after the GOAWAY was dispatched";
+}
+
+TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfterItIsRead) {
+  SessionSettings s;
+  s.reset_burst = 1000;
+  s.max_concurrent_streams = 5000;
+  Harness h(s);
+  std::string bytes = kPreface;
+  uint32_t id = 1;
+  for (int i = 0; i < 1001; ++i, id += 2) {
+    bytes += frame(kHeaders, kEndHeaders, id, request_block());
+    bytes += frame(kRstStream, 0, id, u32(NGHTTP2_CANCEL));
+  }
+  bytes += frame(kPing, 0, 0, "12345678");
+  EXPECT_FALSE(h.send(bytes));
+  h.drain();
+  ASSERT_TRUE(h.observer.goaway_error);
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_resets");
+  EXPECT_EQ(h.observer.ping_acks, 0);
+
+  Harness under(s);
+  bytes = kPreface;
+  id = 1;
+  for (int i = 0; i < 1000; ++i, id += 2) {
+    bytes += frame(kHeaders, kEndHeaders, id, request_block());
+    bytes += frame(kRstStream, 0, id, u32(NGHTTP2_CANCEL));
+  }
+  EXPECT_TRUE(under.send(bytes + frame(kPing, 0, 0, "12345678")));
+  under.drain();
+  EXPECT_FALSE(under.observer.goaway_error) << "the 1,000th reset is within the budget";
+  EXPECT_EQ(under.observer.ping_acks, 1);
+}
+
+TEST(Http2Limits, TheEmptyFrameOverTheLimitStopsTheReadAtThatFrame) {
+  SessionSettings s;
+  s.max_empty_frames = 10;
+  Harness h(s);
+  std::string bytes = kPreface + frame(kHeaders, kEndHeaders, 1, request_block());
+  for (int i = 0; i < 11; ++i) bytes += frame(kData, 0, 1, "");
+  bytes += frame(kPing, 0, 0, "12345678") + frame(kHeaders, kEndHeaders | kEndStream, 3, request_block());
+  EXPECT_FALSE(h.send(bytes));
+  h.drain();
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_empty_frames");
+  EXPECT_EQ(h.observer.ping_acks, 0);
+  EXPECT_EQ(h.listener.streams.size(), 1u) << "stream 3 came after the GOAWAY";
+}
+
+TEST(Http2Limits, ThePingThatStrikesOutGetsTheGoawayNotAnAck) {
+  SessionSettings s;
+  s.max_ping_strikes = 2;
+  s.min_ping_interval_idle_ms = 1000;
+  Harness h(s);
+  std::string bytes = kPreface;
+  for (int i = 0; i < 4; ++i) bytes += frame(kPing, 0, 0, "12345678");  // ok, strike 1, strike 2, out
+  bytes += frame(kHeaders, kEndHeaders | kEndStream, 1, request_block());
+  EXPECT_FALSE(h.send(bytes));
+  h.drain();
+  EXPECT_EQ(h.observer.goaway_debug, "too_many_pings");
+  EXPECT_EQ(h.observer.ping_acks, 3);
+  EXPECT_TRUE(h.listener.streams.empty());
 }
 
 }  // namespace

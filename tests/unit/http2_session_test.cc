@@ -94,8 +94,10 @@ struct Client {
   }
   ~Client() { nghttp2_session_del(ng); }
 
-  int32_t request(const std::string& body) {
+  // end_body false: the body stays open after these bytes (a streaming request).
+  int32_t request(const std::string& body, bool end_body = true) {
     body_ = body;
+    end_body_ = end_body;
     nghttp2_nv nva[] = {nv(":method", "POST"), nv(":scheme", "http"), nv(":path", "/a.B/C"),
                         nv(":authority", "x"), nv("content-type", "application/grpc"), nv("te", "trailers")};
     nghttp2_data_provider prd;
@@ -104,9 +106,10 @@ struct Client {
                            nghttp2_data_source* src, void*) -> ssize_t {
       auto* c = static_cast<Client*>(src->ptr);
       size_t n = std::min(len, c->body_.size());
+      if (n == 0 && !c->end_body_) return NGHTTP2_ERR_DEFERRED;
       std::memcpy(buf, c->body_.data(), n);
       c->body_.erase(0, n);
-      if (c->body_.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (c->body_.empty() && c->end_body_) *flags |= NGHTTP2_DATA_FLAG_EOF;
       return static_cast<ssize_t>(n);
     };
     return nghttp2_submit_request(ng, nullptr, nva, 6, &prd, nullptr);
@@ -129,6 +132,7 @@ struct Client {
     return {(uint8_t*)n, (uint8_t*)v, strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE};
   }
   std::string body_;
+  bool end_body_ = true;
 };
 
 struct Harness {
@@ -309,9 +313,10 @@ TEST(Http2Session, NothingIsTrimmedWhileAFrameIsHalfSentOrDataWaitsForTheWindow)
 }
 
 // Opens `n` calls one after the other and has the server reset each (RST_STREAM CANCEL).
-void reset_calls(Harness& h, int n) {
+// client_ends: whether the client ended each request (END_STREAM) before the reset.
+void reset_calls(Harness& h, int n, bool client_ends = false) {
   for (int i = 0; i < n; ++i) {
-    h.client.request("q");
+    h.client.request("q", client_ends);
     h.exchange();
     ASSERT_EQ(h.listener.streams.size(), 1u);
     h.server.reset(*h.listener.streams[0], NGHTTP2_CANCEL);
@@ -320,7 +325,7 @@ void reset_calls(Harness& h, int n) {
   }
 }
 
-// Client trailers for `stream`, sent before it saw our RST_STREAM (HEADERS with
+// Client trailers for `stream` (HEADERS with
 // END_STREAM | END_HEADERS and one literal field "x: y"); returns whether the server
 // answered with a GOAWAY.
 bool late_trailers_close_the_connection(Harness& h, uint8_t stream) {
@@ -368,6 +373,24 @@ TEST(Http2Session, LateTrailersOnResetStreamsAreIgnoredWhileRemembered) {
     reset_calls(h, calls);
     EXPECT_FALSE(late_trailers_close_the_connection(h, 1));
     EXPECT_FALSE(late_trailers_close_the_connection(h, static_cast<uint8_t>(2 * calls - 1)));
+  }
+}
+
+// A client that ended its request may send nothing more on it, whatever the server did
+// (RFC 9113 5.1): trailers after its END_STREAM are a connection error STREAM_CLOSED,
+// also once the server has reset the stream and forgotten it in nghttp2.
+TEST(Http2Session, TrailersAfterTheClientEndedAResetStreamAreAConnectionError) {
+  for (int calls : {1, 10, 60}) {
+    SCOPED_TRACE(calls);
+    Harness h;
+    reset_calls(h, calls, /*client_ends=*/true);
+    const uint8_t trailers[] = {0, 0, 5, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS,
+                                0, 0, 0, static_cast<uint8_t>(2 * calls - 1), 0x00, 1, 'x', 1, 'y'};
+    EXPECT_FALSE(h.server.on_bytes(Bytes(std::string(reinterpret_cast<const char*>(trailers), sizeof trailers))));
+    transport::OutputQueue out;
+    h.server.produce_output(out, 1u << 20);
+    h.client.input(out);
+    ASSERT_FALSE(h.client.goaway_last_ids.empty());
   }
 }
 
