@@ -35,8 +35,11 @@ Verdict ClosedStreams::on_frame(int32_t id, bool headers, int32_t last_opened_id
   for (size_t i = 0; i < capacity(); ++i) {
     if (r[i].id != id) continue;
     switch (r[i].how) {
-      case How::kPeerReset:  // RFC 9113 5.1 "closed": after its own RST_STREAM
-        return Verdict::reset(kStreamClosed);
+      case How::kPeerReset:
+        // RFC 9113 5.1 makes this a stream error STREAM_CLOSED; 5.4 lets us end the
+        // connection instead, as nghttpd does: a peer that writes on a stream it reset
+        // itself is broken, and no well-behaved client's request waits behind it.
+        return Verdict::goaway(kStreamClosed, "frame after the client's RST_STREAM");
       case How::kPeerEnded:  // after its END_STREAM, nothing but PRIORITY/WINDOW_UPDATE/RST
         return Verdict::goaway(kStreamClosed, "frame on a closed stream");
       case How::kWeReset:  // it may not have seen our RST_STREAM yet

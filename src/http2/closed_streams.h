@@ -18,7 +18,7 @@ class ClosedStreams {
  public:
   // How the stream ended, as the peer may still see it.
   enum class How : uint8_t {
-    kPeerReset,  // the peer sent RST_STREAM: anything after it is a stream error
+    kPeerReset,  // the peer sent RST_STREAM: anything after it is a connection error
     kPeerEnded,  // the peer sent END_STREAM (whatever we answered): a connection error
     kWeReset,    // we reset it before the peer ended it: its frames may still be in flight
   };
