@@ -100,9 +100,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
     if (found.kind == FrameScanner::Found::kData) {
       // Its header's last byte is what makes nghttp2 look at the stream: judge before it.
       reading = feed(p, used - 1);
-      if (reading && !nghttp2_session_find_stream(ng_, found.stream)) {
-        reading = on_frame_for_missing_stream(found.stream, false) == 0;
-      }
+      if (reading) reading = judge_data(found.stream, found.length) == 0;
       reading = reading && feed(p + used - 1, 1);
     } else {
       reading = feed(p, used);

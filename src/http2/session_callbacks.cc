@@ -241,7 +241,9 @@ int SessionCallbacks::on_invalid_frame(nghttp2_session* ng, const nghttp2_frame*
   Session& s = self(user);
   if (frame->hd.stream_id == 0 || s.phase_ != Session::Phase::kOpen || !nghttp2_session_want_read(ng)) return 0;
   Verdict budget = s.induced_resets_.charge(s.now_ms());
-  return s.act(budget, frame->hd.stream_id);
+  if (!budget.fine()) return s.act(budget, frame->hd.stream_id);
+  if (Stream* st = stream(ng, frame->hd.stream_id, user)) st->reset_charged = true;
+  return 0;
 }
 
 int SessionCallbacks::on_stream_close(nghttp2_session* ng, int32_t id, uint32_t error_code, void* user) {
@@ -262,10 +264,12 @@ int SessionCallbacks::on_stream_close(nghttp2_session* ng, int32_t id, uint32_t 
 int SessionCallbacks::on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
   Session& s = self(user);
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
-    // Our own resets were charged when we decided on them, nghttp2's stream errors in
-    // on_invalid_frame; a stream over its flow-control window is the one it reports to
-    // nobody, so it is charged as it goes out.
-    if (frame->rst_stream.error_code == NGHTTP2_FLOW_CONTROL_ERROR) {
+    // Resets with an error are charged at the frame that caused them: ours when we
+    // decide on them, nghttp2's in on_invalid_frame and judge_data. Any other one nghttp2
+    // sends on a stream of ours is charged as it goes out, so none goes uncounted.
+    Stream* st = stream(ng, frame->hd.stream_id, user);
+    if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR && st && !st->reset_charged) {
+      st->reset_charged = true;
       Verdict budget = s.induced_resets_.charge(s.now_ms());
       if (!budget.fine()) s.fail_connection(budget.h2_error, budget.debug);
     }

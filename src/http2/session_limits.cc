@@ -2,6 +2,7 @@
 // a stream error becomes RST_STREAM, charged to the induced-reset budget at the frame that
 // caused it; a connection error becomes GOAWAY with a debug text naming the limit, after
 // which nothing more is read. Also output backpressure and the keepalive timer.
+#include <algorithm>
 #include <cstring>
 
 #include "http2/session.h"
@@ -42,8 +43,21 @@ int Session::act(Verdict v, int32_t stream) {
 int Session::reset_stream(int32_t stream, uint32_t h2_error) {
   Verdict budget = induced_resets_.charge(now_ms());
   if (!budget.fine()) return act(budget, stream);  // the reset that finds it empty is not sent
+  if (auto* st = static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng_, stream))) st->reset_charged = true;
   nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream, h2_error);
   request_flush();
+  return 0;
+}
+
+int Session::judge_data(int32_t stream, uint32_t length) {
+  if (!nghttp2_session_find_stream(ng_, stream)) return on_frame_for_missing_stream(stream, false);
+  if (length <= static_cast<uint32_t>(std::max(0, nghttp2_session_get_stream_local_window_size(ng_, stream)))) {
+    return 0;
+  }
+  // nghttp2 will answer RST_STREAM FLOW_CONTROL_ERROR: a reset the peer made us send.
+  Verdict budget = induced_resets_.charge(now_ms());
+  if (!budget.fine()) return act(budget, stream);
+  if (auto* st = static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng_, stream))) st->reset_charged = true;
   return 0;
 }
 

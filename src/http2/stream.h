@@ -120,6 +120,7 @@ struct Stream {
   bool headers_too_large = false;  // over the limit: fields past it were not stored
   RequestRules rules;              // RFC 9113 section 8, checked as fields and DATA arrive
   bool malformed_reset = false;    // RST_STREAM PROTOCOL_ERROR submitted for breaking them
+  bool reset_charged = false;      // a reset of ours with an error is on its way, already charged
   void* upper = nullptr;     // the rpc layer's call
   ResponseBody* body = nullptr;
   std::unique_ptr<CannedBody> canned;  // body of a canned answer (Session::submit_canned_response)

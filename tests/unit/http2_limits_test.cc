@@ -554,6 +554,40 @@ TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfte
   EXPECT_TRUE(h.listener.streams.empty()) << "the request after the GOAWAY was dispatched";
 }
 
+// nghttp2's own stream errors (DATA over the stream's window, a WINDOW_UPDATE that
+// overflows it) cost one token each, no more and no less: the 10th passes, the 11th is
+// the GOAWAY, in one read.
+TEST(Http2Limits, ResetsNghttp2SendsOnItsOwnAreChargedOnceEachAtTheirFrame) {
+  for (int total : {10, 11}) {
+    SCOPED_TRACE(total);
+    SessionSettings s;
+    s.reset_burst = 10;
+    s.stream_window_bytes = 16;
+    Harness h(s);
+    std::string bytes = kPreface + frame(kSettings, 0x1, 0, "");  // ACK: the window of 16 binds
+    for (uint32_t i = 0, id = 1; i < static_cast<uint32_t>(total); ++i, id += 2) {
+      bytes += frame(kHeaders, kEndHeaders, id, request_block());
+      if (i % 2) {
+        bytes += frame(kData, 0, id, std::string(17, 'x'));  // one byte over the window
+      } else {
+        bytes += frame(kWindowUpdate, 0, id, u32(0x7fffffff));  // 16 + 2^31-1 overflows
+      }
+    }
+    bytes += frame(kPing, 0, 0, "12345678");
+    EXPECT_EQ(h.send(bytes), total == 10);
+    h.drain();
+    if (total == 10) {
+      EXPECT_FALSE(h.observer.goaway_error);
+      EXPECT_EQ(h.observer.resets.size(), 10u);
+      EXPECT_EQ(h.observer.ping_acks, 1);
+    } else {
+      ASSERT_TRUE(h.observer.goaway_error);
+      EXPECT_EQ(h.observer.goaway_debug, "too_many_resets");
+      EXPECT_EQ(h.observer.ping_acks, 0);
+    }
+  }
+}
+
 TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfterItIsRead) {
   SessionSettings s;
   s.reset_burst = 1000;
