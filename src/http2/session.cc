@@ -88,6 +88,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   keepalive_.on_read(now_ms());
   input_ = &data;
   const uint8_t* p = data.data();
+  const uint8_t* unfed = p;  // nghttp2 has read everything before this
   size_t left = data.size();
   bool reading = true;
   // nghttp2 drops DATA on a stream it has forgotten, and PRIORITY frames, without telling
@@ -97,20 +98,23 @@ bool Session::on_bytes(const Bytes& data) noexcept {
     FrameScanner::Found found;
     size_t used = scanner_.scan(p, left, &found);
     if (used == 0) break;
+    const uint8_t* end = p + used;
     if (found.kind == FrameScanner::Found::kData) {
-      // Its header's last byte is what makes nghttp2 look at the stream: judge before it.
-      reading = feed(p, used - 1);
-      if (reading) reading = judge_data(found.stream, found.length) == 0;
-      reading = reading && feed(p + used - 1, 1);
-    } else {
-      reading = feed(p, used);
-      if (reading && found.kind == FrameScanner::Found::kPrioritySelfDependency) {
-        reading = act(Verdict::goaway(kProtocolError, "stream depends on itself"), found.stream) == 0;
-      }
+      // nghttp2 looks at the stream once the header is whole: feed up to the header (or
+      // what of it is in this chunk), judge, and let the header go with what follows.
+      const uint8_t* header = end - std::min<size_t>(used, 9);
+      reading = feed(unfed, static_cast<size_t>(header - unfed));
+      unfed = header;
+      if (reading) reading = judge_missing_data(found.stream) == 0;
+    } else if (found.kind == FrameScanner::Found::kPrioritySelfDependency) {
+      reading = feed(unfed, static_cast<size_t>(end - unfed));
+      unfed = end;
+      if (reading) reading = act(Verdict::goaway(kProtocolError, "stream depends on itself"), found.stream) == 0;
     }
-    p += used;
+    p = end;
     left -= used;
   }
+  if (reading) feed(unfed, static_cast<size_t>(data.data() + data.size() - unfed));
   input_ = nullptr;
   if (phase_ == Phase::kClosed) return false;
   check_output_pressure();

@@ -135,9 +135,12 @@ class Session final : public transport::ConnectionHandler {
   int reset_malformed(Stream& st);
   // The stream a frame's header names is not open: ClosedStreams judges it.
   int on_frame_for_missing_stream(int32_t stream, bool headers);
-  // A DATA frame's header, before nghttp2 reads it: on a stream that is gone, or over the
-  // stream's window (nghttp2 resets that one without telling anyone).
-  int judge_data(int32_t stream, uint32_t length);
+  // A DATA frame's header, before nghttp2 reads its last byte: on a stream that is gone
+  // (nghttp2 would drop it without a callback)?
+  int judge_missing_data(int32_t stream);
+  // A DATA frame on an open stream (on_begin_frame): over the stream's window? nghttp2
+  // resets that stream without telling anyone.
+  int judge_data_window(int32_t stream, uint32_t length);
   void close_stream(Stream* st, uint32_t h2_error);
   void forget_stream(Stream* st) {
     if (last_stream_ == st) last_stream_ = nullptr;

@@ -67,7 +67,9 @@ int SessionCallbacks::on_begin_frame(nghttp2_session* ng, const nghttp2_frame_hd
   if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && !nghttp2_session_find_stream(ng, hd->stream_id)) {
     if (int rv = s.on_frame_for_missing_stream(hd->stream_id, true)) return rv;
   }
-  // DATA is judged in on_frame_recv, where its padding is known.
+  // nghttp2 calls this for DATA only on a stream that may receive it.
+  if (hd->type == NGHTTP2_DATA) return s.judge_data_window(hd->stream_id, static_cast<uint32_t>(hd->length));
+  // DATA's emptiness is judged in on_frame_recv, where its padding is known.
   if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
     if (int rv = s.act(s.empty_frames_.on_frame(hd->length == 0, hd->flags & NGHTTP2_FLAG_END_STREAM), 0)) {
       return rv;

@@ -49,8 +49,15 @@ int Session::reset_stream(int32_t stream, uint32_t h2_error) {
   return 0;
 }
 
-int Session::judge_data(int32_t stream, uint32_t length) {
-  if (!nghttp2_session_find_stream(ng_, stream)) return on_frame_for_missing_stream(stream, false);
+int Session::judge_missing_data(int32_t stream) {
+  // The stream the last header block opened is open (the usual DATA after HEADERS): no
+  // lookup. A refused stream has no Stream but is still open in nghttp2 until its reset.
+  if (stream == last_stream_id_ && last_stream_) return 0;
+  if (nghttp2_session_find_stream(ng_, stream)) return 0;
+  return on_frame_for_missing_stream(stream, false);
+}
+
+int Session::judge_data_window(int32_t stream, uint32_t length) {
   if (length <= static_cast<uint32_t>(std::max(0, nghttp2_session_get_stream_local_window_size(ng_, stream)))) {
     return 0;
   }
