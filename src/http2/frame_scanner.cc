@@ -32,7 +32,7 @@ size_t FrameScanner::scan(const uint8_t* p, size_t n, Found* found) {
       priority_have_ = 0;
       if (payload_left_ == 0) header_have_ = 0;  // the next frame starts here
       if (type_ == kData && stream_ != 0) {
-        *found = {Found::kData, stream_, static_cast<uint32_t>(payload_left_)};
+        *found = {Found::kData, stream_};
         return used;
       }
       continue;

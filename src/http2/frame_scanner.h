@@ -15,7 +15,6 @@ class FrameScanner {
   struct Found {
     enum Kind { kNone, kData, kPrioritySelfDependency } kind = kNone;
     int32_t stream = 0;
-    uint32_t length = 0;  // kData: the frame's payload length, padding included
   };
 
   // Consumes bytes up to the next thing worth reporting; returns how many it consumed and
