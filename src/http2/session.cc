@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "loop/log.h"
+#include "base/log.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -54,7 +54,7 @@ class NvArray {
   static constexpr size_t kInline = 8;
   size_t size_;
   nghttp2_nv inline_[kInline];
-  std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> spill_;
+  std::vector<nghttp2_nv, base::PoolAllocator<nghttp2_nv>> spill_;
 };
 
 }  // namespace
@@ -396,7 +396,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   ssize_t rv = nghttp2_session_mem_recv(ng_, data.data(), data.size());
   input_ = nullptr;
   if (rv < 0) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer().c_str(),
+    URINGRPC_LOG(base::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer().c_str(),
                  nghttp2_strerror(static_cast<int>(rv)));
     return false;
   }
@@ -412,7 +412,7 @@ void Session::produce_output(transport::OutputQueue& out, size_t budget) noexcep
   int rv = nghttp2_session_send(ng_);
   out_ = nullptr;
   if (rv != 0) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "nghttp2_session_send: %s", nghttp2_strerror(rv));
+    URINGRPC_LOG(base::LogLevel::kInfo, "nghttp2_session_send: %s", nghttp2_strerror(rv));
     if (conn_) conn_->close_after_flush();
     return;
   }

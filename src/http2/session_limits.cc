@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/log.h"
+#include "base/small_pool.h"
 #include "http2/session.h"
-#include "loop/log.h"
-#include "loop/small_pool.h"
 
 namespace uringrpc::http2 {
 
@@ -21,7 +21,7 @@ void Session::fail_connection(uint32_t h2_error, std::string_view debug) {
   if (failed_ || closed_ || !conn_) return;
   failed_ = true;
   final_goaway_sent_ = true;
-  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer().c_str(), nghttp2_http2_strerror(h2_error),
+  URINGRPC_LOG(base::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer().c_str(), nghttp2_http2_strerror(h2_error),
                static_cast<int>(debug.size()), debug.data());
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), h2_error,
                         reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
@@ -81,7 +81,7 @@ void Session::check_output_pressure() {
 void Session::remember_closed(int32_t id, ClosedHow how) {
   if (!closed_spill_ && closed_next_ == kClosedInline) {
     // The inline records are full: move to the big ring (they fill it from its start).
-    closed_spill_ = static_cast<ClosedStream*>(loop::pool_allocate(kClosedMemory * sizeof(ClosedStream)));
+    closed_spill_ = static_cast<ClosedStream*>(base::pool_allocate(kClosedMemory * sizeof(ClosedStream)));
     std::memset(static_cast<void*>(closed_spill_), 0, kClosedMemory * sizeof(ClosedStream));
     std::memcpy(static_cast<void*>(closed_spill_), closed_inline_, sizeof closed_inline_);
   }
@@ -92,7 +92,7 @@ void Session::remember_closed(int32_t id, ClosedHow how) {
 
 void Session::forget_closed_streams() {
   if (!closed_spill_ && closed_next_ == 0) return;  // nothing remembered
-  if (closed_spill_) loop::pool_deallocate(closed_spill_, kClosedMemory * sizeof(ClosedStream));
+  if (closed_spill_) base::pool_deallocate(closed_spill_, kClosedMemory * sizeof(ClosedStream));
   closed_spill_ = nullptr;
   std::memset(static_cast<void*>(closed_inline_), 0, sizeof closed_inline_);
   closed_next_ = 0;
@@ -172,7 +172,7 @@ void Session::keepalive_fired(void* self) {
   if (s.closed_ || !s.conn_) return;
   uint64_t now = s.now_ms();
   if (s.keepalive_outstanding_) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", s.peer().c_str(),
+    URINGRPC_LOG(base::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", s.peer().c_str(),
                  static_cast<unsigned long>(s.settings_.keepalive_timeout_ms));
     s.close_now();
     return;
