@@ -4,14 +4,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "loop/small_pool.h"
+#include "base/small_pool.h"
 
 namespace uringrpc::http2 {
 
 void ClosedStreams::remember(int32_t id, How how) {
   if (!spill_ && next_ == kInline) {
     // The inline records are full: move to the big ring (they fill it from its start).
-    spill_ = static_cast<Record*>(loop::pool_allocate(kRing * sizeof(Record)));
+    spill_ = static_cast<Record*>(base::pool_allocate(kRing * sizeof(Record)));
     std::memset(static_cast<void*>(spill_), 0, kRing * sizeof(Record));
     std::memcpy(static_cast<void*>(spill_), inline_, sizeof inline_);
   }
@@ -22,7 +22,7 @@ void ClosedStreams::remember(int32_t id, How how) {
 
 void ClosedStreams::forget_all(int32_t last_seen_id) {
   if (!spill_ && next_ == 0) return;  // nothing remembered
-  if (spill_) loop::pool_deallocate(spill_, kRing * sizeof(Record));
+  if (spill_) base::pool_deallocate(spill_, kRing * sizeof(Record));
   spill_ = nullptr;
   std::memset(static_cast<void*>(inline_), 0, sizeof inline_);
   next_ = 0;

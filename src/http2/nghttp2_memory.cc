@@ -1,5 +1,5 @@
 // nghttp2 frees without a size, so small blocks carry theirs in a header; page blocks need
-// none (loop/page_pool keeps sizes aside, and page_owned() tells the two kinds apart).
+// none (base/page_pool keeps sizes aside, and page_owned() tells the two kinds apart).
 // The sweep: one list per shard thread of the sessions that allocated since they were
 // last trimmed, walked by one timer every kSweepPeriodMs while the list is not empty.
 // A session joins on its first allocation after a trim (a flag test per allocation; no
@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "loop/page_pool.h"
-#include "loop/small_pool.h"
+#include "base/page_pool.h"
+#include "base/small_pool.h"
 
 namespace uringrpc::http2 {
 
@@ -23,17 +23,17 @@ struct alignas(16) BlockHeader {
   std::size_t size;
 };
 // Larger blocks would cross a page boundary with their header: they go to the page pool.
-constexpr std::size_t kPageThreshold = loop::kPageBytes - sizeof(BlockHeader);
+constexpr std::size_t kPageThreshold = base::kPageBytes - sizeof(BlockHeader);
 
 void* header_malloc(std::size_t size) {
-  auto* h = static_cast<BlockHeader*>(loop::pool_allocate(sizeof(BlockHeader) + size));
+  auto* h = static_cast<BlockHeader*>(base::pool_allocate(sizeof(BlockHeader) + size));
   h->size = size;
   return h + 1;
 }
 std::size_t header_size(void* ptr) { return (static_cast<BlockHeader*>(ptr) - 1)->size; }
 void header_free(void* ptr) {
   auto* h = static_cast<BlockHeader*>(ptr) - 1;
-  loop::pool_deallocate(h, sizeof(BlockHeader) + h->size);
+  base::pool_deallocate(h, sizeof(BlockHeader) + h->size);
 }
 
 }  // namespace
@@ -67,7 +67,7 @@ struct SessionSweep {
       m = next;
     }
     // Freed page blocks wait resident for reuse; those a whole period did not need go back.
-    bool spare_pages = loop::page_release_idle();
+    bool spare_pages = base::page_release_idle();
     if (sw.head || spare_pages) sw.wheel->arm(sw.timer, sw.wheel->now_ms() + SessionMemory::kSweepPeriodMs);
   }
   static void s_trims_add() { SessionMemory::s_sweep_trims.fetch_add(1, std::memory_order_relaxed); }
@@ -124,14 +124,14 @@ std::size_t SessionMemory::trim() noexcept {
   for (std::size_t i = 0; i < kTrackedBlocks; ++i) {
     void* p = blocks_[i];
     if (!p) continue;
-    dropped += (frame_buffers_ >> i) & 1 ? loop::page_discard(p, loop::page_block_bytes(p))
-                                         : loop::page_discard_zero_pages(p);
+    dropped += (frame_buffers_ >> i) & 1 ? base::page_discard(p, base::page_block_bytes(p))
+                                         : base::page_discard_zero_pages(p);
   }
   return dropped;
 }
 
 void* SessionMemory::page_block(std::size_t size, bool frame_buffer, bool* zeroed) {
-  void* p = loop::page_allocate(size, zeroed);
+  void* p = base::page_allocate(size, zeroed);
   if (!p) return nullptr;
   // Untracked blocks (more than kTrackedBlocks at once: a burst of huge headers) are only
   // never trimmed.
@@ -183,9 +183,9 @@ void* SessionMemory::ng_malloc(std::size_t size, void* self) {
 
 void SessionMemory::ng_free(void* ptr, void* self) {
   if (!ptr) return;
-  if (loop::page_owned(ptr)) {
+  if (base::page_owned(ptr)) {
     static_cast<SessionMemory*>(self)->forget(ptr);
-    loop::page_deallocate(ptr);
+    base::page_deallocate(ptr);
     return;
   }
   header_free(ptr);
@@ -202,11 +202,11 @@ void* SessionMemory::ng_calloc(std::size_t nmemb, std::size_t size, void* self) 
 
 void* SessionMemory::ng_realloc(void* ptr, std::size_t size, void* self) {
   auto& m = *static_cast<SessionMemory*>(self);
-  bool old_paged = ptr && loop::page_owned(ptr);
+  bool old_paged = ptr && base::page_owned(ptr);
   bool frame_buffer = (!ptr && m.constructing_);
   std::size_t old = 0;
   if (old_paged) {
-    old = loop::page_block_bytes(ptr);
+    old = base::page_block_bytes(ptr);
     if (size > kPageThreshold && size <= old) return ptr;  // still fits its pages
     frame_buffer = m.forget(ptr);  // a moved frame buffer stays one
   } else if (ptr) {

@@ -1,7 +1,7 @@
 // SessionMemory: nghttp2's allocator for one Session, and what gives an idle session's
 // memory back. Small blocks (stream records, frames, header copies: several per request)
 // come from the shard's block pool; blocks over a page (the 16 KiB frame buffer, the
-// stream table) come page-aligned from loop/page_pool, where untouched pages are never
+// stream table) come page-aligned from base/page_pool, where untouched pages are never
 // resident and fresh ones need no memset. Once a session has been quiet for a sweep
 // period, its frame buffer's pages and its all-zero pages are dropped (see trim()).
 // Owned by http2::Session; nghttp2 gets it as mem_user_data.

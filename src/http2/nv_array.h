@@ -31,7 +31,7 @@ class NvArray {
   static constexpr size_t kInline = 8;
   size_t size_;
   nghttp2_nv inline_[kInline];
-  std::vector<nghttp2_nv, loop::PoolAllocator<nghttp2_nv>> spill_;
+  std::vector<nghttp2_nv, base::PoolAllocator<nghttp2_nv>> spill_;
 };
 
 }  // namespace uringrpc::http2

@@ -9,7 +9,7 @@
 
 #include "http2/nv_array.h"
 #include "http2/session_callbacks.h"
-#include "loop/log.h"
+#include "base/log.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -127,7 +127,7 @@ bool Session::feed(const uint8_t* p, size_t n) {
   ssize_t rv = nghttp2_session_mem_recv(ng_, p, n);
   if (rv < 0 && phase_ == Phase::kOpen) {
     // nghttp2's own fatal errors; a rule's verdict (kFailed) has logged its GOAWAY already.
-    URINGRPC_LOG(loop::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer().c_str(), nghttp2_strerror(static_cast<int>(rv)));
+    URINGRPC_LOG(base::LogLevel::kInfo, "%s: HTTP/2 error: %s", peer().c_str(), nghttp2_strerror(static_cast<int>(rv)));
     phase_ = Phase::kFailed;
   }
   return rv >= 0 && phase_ == Phase::kOpen;
@@ -139,7 +139,7 @@ void Session::produce_output(transport::OutputQueue& out, size_t budget) noexcep
   int rv = nghttp2_session_send(ng_);
   out_ = nullptr;
   if (rv != 0) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "nghttp2_session_send: %s", nghttp2_strerror(rv));
+    URINGRPC_LOG(base::LogLevel::kInfo, "nghttp2_session_send: %s", nghttp2_strerror(rv));
     if (conn_) conn_->close_after_flush();
     return;
   }

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "http2/session.h"
-#include "loop/log.h"
+#include "base/log.h"
 
 namespace uringrpc::http2 {
 
@@ -20,7 +20,7 @@ void Session::fail_connection(uint32_t h2_error, std::string_view debug) {
   if (phase_ != Phase::kOpen || !conn_) return;
   phase_ = Phase::kFailed;
   goaway_ = Goaway::kFinal;
-  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer().c_str(), nghttp2_http2_strerror(h2_error),
+  URINGRPC_LOG(base::LogLevel::kInfo, "%s: GOAWAY %s (%.*s)", peer().c_str(), nghttp2_http2_strerror(h2_error),
                static_cast<int>(debug.size()), debug.data());
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), h2_error,
                         reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
@@ -100,7 +100,7 @@ void Session::apply_keepalive(Keepalive::Step step) {
     case Keepalive::Step::kNothing:
       return;
     case Keepalive::Step::kClose:
-      URINGRPC_LOG(loop::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", peer().c_str(),
+      URINGRPC_LOG(base::LogLevel::kInfo, "%s: keepalive ping not acknowledged in %lu ms; closing", peer().c_str(),
                    static_cast<unsigned long>(keepalive_.timeout_ms()));
       close_now();
       return;

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/small_pool.h"
 #include "http2/request_rules.h"
-#include "loop/small_pool.h"
 #include "transport/output_queue.h"
 #include "uringrpc/metadata.h"
 
@@ -21,10 +21,10 @@ namespace uringrpc::http2 {
 using StreamId = int32_t;
 
 // Request heads are built and dropped for every RPC: their strings come from the block
-// pool (loop/small_pool.h), not malloc.
-using PooledString = std::basic_string<char, std::char_traits<char>, loop::PoolAllocator<char>>;
+// pool (base/small_pool.h), not malloc.
+using PooledString = std::basic_string<char, std::char_traits<char>, base::PoolAllocator<char>>;
 using RawMetadataEntry = std::pair<PooledString, PooledString>;
-using RawMetadata = std::vector<RawMetadataEntry, loop::PoolAllocator<RawMetadataEntry>>;
+using RawMetadata = std::vector<RawMetadataEntry, base::PoolAllocator<RawMetadataEntry>>;
 
 // The request's pseudo-fields and the few fields the rpc layer checks are views of
 // nghttp2's reference-counted header buffers (HPACK table entries for a repeated field),
@@ -73,8 +73,8 @@ struct HeaderField {
   std::string_view name;
   std::string_view value;
 };
-// Built and dropped for every response: pooled (loop/small_pool.h), not malloc'd.
-using HeaderList = std::vector<HeaderField, loop::PoolAllocator<HeaderField>>;
+// Built and dropped for every response: pooled (base/small_pool.h), not malloc'd.
+using HeaderList = std::vector<HeaderField, base::PoolAllocator<HeaderField>>;
 
 // Supplies a response body without copying it into nghttp2, registered by the layer above.
 class ResponseBody {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "loop/log.h"
+#include "base/log.h"
 
 namespace uringrpc::loop {
 
@@ -24,7 +24,7 @@ Ring::Ring(unsigned entries) {
   if (rc == 0) {
     defer_taskrun_ = true;
   } else {
-    URINGRPC_LOG(LogLevel::kWarn, "io_uring refused SINGLE_ISSUER|DEFER_TASKRUN (%s); using a plain ring",
+    URINGRPC_LOG(base::LogLevel::kWarn, "io_uring refused SINGLE_ISSUER|DEFER_TASKRUN (%s); using a plain ring",
                  std::strerror(-rc));
     p = {};
     p.flags = IORING_SETUP_CQSIZE;
@@ -100,7 +100,7 @@ unsigned Ring::submit_and_wait(int64_t timeout_ms) {
   // EINTR/ETIME are wake-ups; EAGAIN/EBUSY mean the CQ is full and draining fixes it.
   // Anything else is a broken ring: spinning on it would hide the bug, so stop loudly.
   if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
-    URINGRPC_LOG(LogLevel::kError, "io_uring_enter failed: %s", std::strerror(-rc));
+    URINGRPC_LOG(base::LogLevel::kError, "io_uring_enter failed: %s", std::strerror(-rc));
     std::abort();
   }
   last_batch_ = drain();

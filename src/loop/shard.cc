@@ -11,8 +11,8 @@
 #include <future>
 #include <stdexcept>
 
-#include "loop/log.h"
-#include "loop/probes.h"
+#include "base/log.h"
+#include "base/probes.h"
 
 namespace uringrpc::loop {
 namespace {
@@ -94,7 +94,7 @@ void Shard::InboxWakeup::arm() {
 
 void Shard::InboxWakeup::on_complete(int res, uint32_t) noexcept {
   if (res < 0 && res != -EINTR && res != -EAGAIN) {
-    URINGRPC_LOG(LogLevel::kError, "shard inbox read failed: %d", res);
+    URINGRPC_LOG(base::LogLevel::kError, "shard inbox read failed: %d", res);
   }
   shard_.run_inbox();
   arm();

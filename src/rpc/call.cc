@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <memory>
 
-#include "loop/log.h"
-#include "loop/probes.h"
+#include "base/log.h"
+#include "base/probes.h"
 #include "rpc/base64.h"
 #include "rpc/connection_calls.h"
 #include "rpc/metadata_validation.h"
@@ -112,7 +112,7 @@ void Call::discharge(size_t n) {
 }
 
 void Call::start() {
-  if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = loop::probes::now_ns();
+  if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = base::probes::now_ns();
   URINGRPC_PROBE(rpc_start, this, method_.path.c_str());
   Task<void> task = method_.handler.run(ctx_);
   Runner r = run(std::move(task));
@@ -323,7 +323,7 @@ void Call::end(Status status, Metadata trailing) {
   ended_ = true;
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
-  URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), loop::probes::since_ns(start_ns_));
+  URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
   trailing_ = std::move(trailing);
   if (!stream_) return;
   if (!headers_sent_) {
@@ -345,7 +345,7 @@ void Call::on_handler_returned(Status status, Metadata trailing) {
   handler_done_ = true;
   release_admission();
   if (!ended_ && status.code != StatusCode::OK) {
-    URINGRPC_LOG(loop::LogLevel::kDebug, "%s ended %s: %s", method_.path.c_str(),
+    URINGRPC_LOG(base::LogLevel::kDebug, "%s ended %s: %s", method_.path.c_str(),
                  std::string(status_code_name(status.code)).c_str(), status.message.c_str());
   }
   end(std::move(status), std::move(trailing));
@@ -394,13 +394,13 @@ void Call::on_stall_check(void* self) {
 }
 
 void Call::reset_stalled() {
-  URINGRPC_LOG(loop::LogLevel::kInfo, "%s: %s: %zu response bytes not taken for %lu ms; resetting the stream",
+  URINGRPC_LOG(base::LogLevel::kInfo, "%s: %s: %zu response bytes not taken for %lu ms; resetting the stream",
                std::string(peer()).c_str(), method_.path.c_str(), outbound_bytes_,
                static_cast<unsigned long>(owner_.config().stalled_stream_timeout_ms));
   if (!ended_) {
     ended_ = true;
     final_ = {StatusCode::CANCELLED, "stream stalled"};
-    URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), loop::probes::since_ns(start_ns_));
+    URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
     shard_.timers().cancel(deadline_timer_);
   }
   owner_.session().reset(*stream_, NGHTTP2_CANCEL);

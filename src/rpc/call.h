@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 
+#include "base/small_pool.h"
 #include "http2/session.h"
 #include "loop/shard.h"
-#include "loop/small_pool.h"
 #include "loop/timer_wheel.h"
 #include "rpc/deframer.h"
 #include "rpc/memory_budget.h"

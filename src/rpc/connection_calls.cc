@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "loop/log.h"
+#include "base/log.h"
 #include "rpc/base64.h"
 #include "rpc/grpc_timeout.h"
 #include "rpc/metadata_validation.h"

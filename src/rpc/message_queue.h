@@ -9,7 +9,7 @@
 #include <new>
 #include <utility>
 
-#include "loop/small_pool.h"
+#include "base/small_pool.h"
 
 namespace uringrpc::rpc {
 
@@ -21,7 +21,7 @@ class MessageQueue {
   MessageQueue& operator=(const MessageQueue&) = delete;
   ~MessageQueue() {
     clear();
-    if (buf_) loop::pool_deallocate(buf_, cap_ * sizeof(T));
+    if (buf_) base::pool_deallocate(buf_, cap_ * sizeof(T));
   }
 
   bool empty() const { return size_ == 0; }
@@ -45,13 +45,13 @@ class MessageQueue {
  private:
   void grow() {
     size_t cap = cap_ ? cap_ * 2 : kFirstCapacity;  // powers of two: the index is a mask
-    T* fresh = static_cast<T*>(loop::pool_allocate(cap * sizeof(T)));
+    T* fresh = static_cast<T*>(base::pool_allocate(cap * sizeof(T)));
     for (size_t i = 0; i < size_; ++i) {
       T& old = buf_[(head_ + i) & (cap_ - 1)];
       new (&fresh[i]) T(std::move(old));
       old.~T();
     }
-    if (buf_) loop::pool_deallocate(buf_, cap_ * sizeof(T));
+    if (buf_) base::pool_deallocate(buf_, cap_ * sizeof(T));
     buf_ = fresh;
     cap_ = cap;
     head_ = 0;

@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "loop/log.h"
-#include "loop/probes.h"
+#include "base/log.h"
+#include "base/probes.h"
 
 namespace uringrpc::server {
 namespace {
@@ -106,7 +106,7 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
     } else if (res >= 0) {
       try_accepts();
     } else if (res != -ECANCELED) {
-      URINGRPC_LOG(loop::LogLevel::kWarn, "poll on listening socket: %s", std::strerror(-res));
+      URINGRPC_LOG(base::LogLevel::kWarn, "poll on listening socket: %s", std::strerror(-res));
       owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
     }
     return;
@@ -127,7 +127,7 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
     back_off(-res);
     return;
   } else if (res != -ECANCELED && res != -EINVAL && !owner_.shutting_down_) {
-    URINGRPC_LOG(loop::LogLevel::kWarn, "accept: %s", std::strerror(-res));
+    URINGRPC_LOG(base::LogLevel::kWarn, "accept: %s", std::strerror(-res));
   }
   if (owner_.shutting_down_) {
     owner_.maybe_exit();
@@ -163,7 +163,7 @@ void ServerShard::Acceptor::try_accepts() {
         return;
       }
       if (err == EINVAL) return;  // the listener was shut down by stop()
-      URINGRPC_LOG(loop::LogLevel::kWarn, "accept: %s", std::strerror(err));
+      URINGRPC_LOG(base::LogLevel::kWarn, "accept: %s", std::strerror(err));
       owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
       return;
     }
@@ -209,7 +209,7 @@ void ServerShard::accept_failed(int err) {
   if (accept_failing_) return;
   accept_failing_ = true;
   accept_failures_ = 1;
-  URINGRPC_LOG(loop::LogLevel::kWarn,
+  URINGRPC_LOG(base::LogLevel::kWarn,
                "accept: %s; open connections are still served, new ones wait in the listen "
                "backlog while accepting retries with back-off (up to %lu ms)",
                std::strerror(err), (unsigned long)kMaxBackoffMs);
@@ -218,7 +218,7 @@ void ServerShard::accept_failed(int err) {
 void ServerShard::accept_succeeded() {
   if (!accept_failing_) return;
   accept_failing_ = false;
-  URINGRPC_LOG(loop::LogLevel::kInfo, "accepting again after %llu failed attempts",
+  URINGRPC_LOG(base::LogLevel::kInfo, "accepting again after %llu failed attempts",
                (unsigned long long)accept_failures_);
 }
 

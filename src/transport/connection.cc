@@ -16,9 +16,9 @@
 #include <cstring>
 #include <vector>
 
-#include "loop/log.h"
-#include "loop/small_pool.h"
-#include "loop/probes.h"
+#include "base/log.h"
+#include "base/probes.h"
+#include "base/small_pool.h"
 #include "transport/tls_context.h"
 #include "transport/tls_session.h"
 
@@ -142,7 +142,7 @@ void Connection::on_recv(int res, uint32_t flags) {
       starved_ = true;
     }
   } else if (res != -ECANCELED) {
-    URINGRPC_LOG(loop::LogLevel::kDebug, "conn %lu recv: %s", (unsigned long)id_, std::strerror(-res));
+    URINGRPC_LOG(base::LogLevel::kDebug, "conn %lu recv: %s", (unsigned long)id_, std::strerror(-res));
     die();
   }
   if (!recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
@@ -198,7 +198,7 @@ bool Connection::deliver_tls(const Bytes& ciphertext) {
   bool was_done = tls_->handshake_done();
   auto r = tls_->feed_ciphertext(ciphertext.data(), ciphertext.size());
   if (r == TlsSession::Result::kError) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS error: %s", (unsigned long)id_,
+    URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): TLS error: %s", (unsigned long)id_,
                  peer_.c_str(), tls_->last_error().c_str());
     // Send the alert if there is one, then close.
     close_after_flush();
@@ -207,7 +207,7 @@ bool Connection::deliver_tls(const Bytes& ciphertext) {
   }
   if (!was_done && tls_->handshake_done()) {
     if (!tls_->alpn_h2()) {
-      URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): TLS client did not negotiate h2",
+      URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): TLS client did not negotiate h2",
                    (unsigned long)id_, peer_.c_str());
       return false;
     }
@@ -274,7 +274,7 @@ void Connection::flush() {
 
 void Connection::submit_send() {
   if (out_.pieces() > kInlineIov && iov_ == iov_inline_) {
-    iov_ = static_cast<iovec*>(loop::pool_allocate(kMaxIov * sizeof(iovec)));
+    iov_ = static_cast<iovec*>(base::pool_allocate(kMaxIov * sizeof(iovec)));
   }
   size_t n = out_.build_iovecs(iov_, iov_ == iov_inline_ ? kInlineIov : kMaxIov);
   msg_ = {};
@@ -288,7 +288,7 @@ void Connection::submit_send() {
 
 void Connection::release_iov() {
   if (iov_ == iov_inline_) return;
-  loop::pool_deallocate(iov_, kMaxIov * sizeof(iovec));
+  base::pool_deallocate(iov_, kMaxIov * sizeof(iovec));
   iov_ = iov_inline_;
 }
 
@@ -304,7 +304,7 @@ void Connection::on_send(int res, uint32_t) {
       submit_send();
       return;
     }
-    URINGRPC_LOG(loop::LogLevel::kDebug, "conn %lu send: %s", (unsigned long)id_, std::strerror(-res));
+    URINGRPC_LOG(base::LogLevel::kDebug, "conn %lu send: %s", (unsigned long)id_, std::strerror(-res));
     die();
     maybe_free();
     return;
@@ -350,7 +350,7 @@ void Connection::on_timer(void* self) {
     }
   }
   if (c->state_ == State::kOpen && !c->handshake_done_) {
-    URINGRPC_LOG(loop::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
+    URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
                  c->peer_.c_str(), c->tls_ && !c->tls_->handshake_done() ? "TLS handshake" : "HTTP/2 preface");
   }
   c->die();

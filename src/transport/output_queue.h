@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "loop/small_pool.h"
+#include "base/small_pool.h"
 #include "uringrpc/bytes.h"
 
 namespace uringrpc::transport {
@@ -44,8 +44,8 @@ class OutputQueue {
   };
   void release();  // drained: hand both buffers back to the pool
 
-  std::basic_string<char, std::char_traits<char>, loop::PoolAllocator<char>> copies_;
-  std::vector<Piece, loop::PoolAllocator<Piece>> pieces_;
+  std::basic_string<char, std::char_traits<char>, base::PoolAllocator<char>> copies_;
+  std::vector<Piece, base::PoolAllocator<Piece>> pieces_;
   size_t first_ = 0;   // pieces before it were fully sent
   size_t bytes_ = 0;
 };

@@ -1,4 +1,4 @@
-# Checks that a built server carries the USDT probes of src/loop/probes.h: each probe of
+# Checks that a built server carries the USDT probes of src/base/probes.h: each probe of
 # provider "uringrpc" is present as a stapsdt ELF note with its argument count and a semaphore
 # in the .probes section (perf and bpftrace find the probes through exactly these notes).
 # Run: BUILD=build /usr/bin/python3 tests/e2e/usdt_probes_test.py

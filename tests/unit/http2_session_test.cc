@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "base/page_pool.h"
 #include "http2/session.h"
-#include "loop/page_pool.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -219,8 +219,8 @@ TEST(Http2Session, GarbageInsteadOfThePrefaceIsRejected) {
 // Whether this build serves nghttp2's large blocks from the page pool (not under ASan).
 bool page_pool_active() {
   bool zeroed;
-  void* p = loop::page_allocate(1, &zeroed);
-  if (p) loop::page_deallocate(p);
+  void* p = base::page_allocate(1, &zeroed);
+  if (p) base::page_deallocate(p);
   return p != nullptr;
 }
 

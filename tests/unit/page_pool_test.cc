@@ -1,4 +1,4 @@
-// loop/page_pool: page-aligned blocks whose untouched pages cost nothing, freed blocks kept
+// base/page_pool: page-aligned blocks whose untouched pages cost nothing, freed blocks kept
 // resident for reuse, and the decay that gives back what a whole period did not need.
 #include <gtest/gtest.h>
 
@@ -6,9 +6,9 @@
 #include <cstring>
 #include <vector>
 
-#include "loop/page_pool.h"
+#include "base/page_pool.h"
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 namespace {
 
 bool pool_active() {
@@ -81,4 +81,4 @@ TEST(PagePool, FreedBlocksStayForReuseUntilAWholePeriodDidNotNeedThem) {
 }
 
 }  // namespace
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base

@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 
 inline constexpr std::size_t kPageBytes = 4096;
 // Larger requests are not served (page_allocate returns null).
@@ -51,4 +51,4 @@ std::size_t page_discard(void* p, std::size_t bytes) noexcept;
 // safe whatever the block holds, as long as no other thread writes it meanwhile.
 std::size_t page_discard_zero_pages(void* p) noexcept;
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base

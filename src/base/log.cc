@@ -1,5 +1,5 @@
 // Stderr logger: formats a whole line first so lines from shard threads never interleave.
-#include "loop/log.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 namespace {
 
 LogLevel level_from_env() {
@@ -44,4 +44,4 @@ void log(LogLevel level, const char* fmt, ...) {
   (void)ignored;
 }
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base

@@ -4,16 +4,16 @@
 
 #include <cstdarg>
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
 bool log_enabled(LogLevel level);
 [[gnu::format(printf, 2, 3)]] void log(LogLevel level, const char* fmt, ...);
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base
 
 #define URINGRPC_LOG(level, ...)                                   \
   do {                                                             \
-    if (::uringrpc::loop::log_enabled(level)) ::uringrpc::loop::log(level, __VA_ARGS__); \
+    if (::uringrpc::base::log_enabled(level)) ::uringrpc::base::log(level, __VA_ARGS__); \
   } while (0)

@@ -1,7 +1,7 @@
 // The semaphores of the USDT probes declared in probes.h: one counter per probe, in the
 // ".probes" section where tracers look for them (the stapsdt note of each probe site
 // records its semaphore's address). Zero unless a tracer is attached.
-#include "loop/probes.h"
+#include "base/probes.h"
 
 #define URINGRPC_PROBE_DEFINE_SEMAPHORE_(name) \
   __attribute__((section(".probes"), used)) unsigned short uringrpc_##name##_semaphore = 0;

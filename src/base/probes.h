@@ -12,7 +12,7 @@
 // With _SDT_HAS_SEMAPHORES every probe in a translation unit references its semaphore,
 // so all of them are defined, once, in probes.cc.
 #if defined(_SYS_SDT_H) && !defined(_SDT_HAS_SEMAPHORES)
-#error "sys/sdt.h was included before loop/probes.h without semaphores"
+#error "sys/sdt.h was included before base/probes.h without semaphores"
 #endif
 #ifndef _SDT_HAS_SEMAPHORES
 #define _SDT_HAS_SEMAPHORES 1
@@ -53,7 +53,7 @@ URINGRPC_PROBE_SEMAPHORES(URINGRPC_PROBE_DECLARE_SEMAPHORE_)
     if (URINGRPC_PROBE_ENABLED(name)) URINGRPC_PROBE(name, __VA_ARGS__); \
   } while (0)
 
-namespace uringrpc::loop::probes {
+namespace uringrpc::base::probes {
 
 inline uint64_t now_ns() noexcept {
   timespec ts;
@@ -64,4 +64,4 @@ inline uint64_t now_ns() noexcept {
 // Nanoseconds since a now_ns() reading; 0 for a start that was never taken.
 inline uint64_t since_ns(uint64_t start_ns) noexcept { return start_ns ? now_ns() - start_ns : 0; }
 
-}  // namespace uringrpc::loop::probes
+}  // namespace uringrpc::base::probes

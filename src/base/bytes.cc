@@ -1,4 +1,5 @@
-// Heap-owned storage for Bytes built from a std::string.
+// Heap-owned storage for Bytes built from a std::string (uringrpc/bytes.h). In base because
+// every layer passes Bytes: loop's buffer ring, transport's output queue, rpc's messages.
 #include "uringrpc/bytes.h"
 
 namespace uringrpc {

@@ -4,13 +4,13 @@
 // to operator new. Each class keeps at most ~256 KiB of free blocks per thread, so a burst
 // cannot leave a thread holding unbounded memory. The lists are plain thread-local data
 // (no guard on the fast path); a separate thread-local object returns them at thread exit.
-#include "loop/small_pool.h"
+#include "base/small_pool.h"
 
 #include <cstdint>
 
 #include "uringrpc/task.h"
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 #ifndef URINGRPC_POOL_PASSTHROUGH
 thread_local constinit pool_detail::FineLists pool_detail::t_fine = pool_detail::empty_fine_lists();
 
@@ -125,11 +125,11 @@ void pool_deallocate_slow(void* p, std::size_t n) noexcept {
 #endif
 }
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base
 
 namespace uringrpc::detail {
 
-void* frame_allocate(std::size_t n) { return loop::pool_allocate(n); }
-void frame_deallocate(void* p, std::size_t n) noexcept { loop::pool_deallocate(p, n); }
+void* frame_allocate(std::size_t n) { return base::pool_allocate(n); }
+void frame_deallocate(void* p, std::size_t n) noexcept { base::pool_deallocate(p, n); }
 
 }  // namespace uringrpc::detail

@@ -9,7 +9,7 @@
 // so a clean block stays untouched. The lists are shared by all threads under one mutex:
 // blocks are taken and given back per connection (two or three each), not per RPC, so
 // the lock is off the RPC path, and no thread strands pages when it exits.
-#include "loop/page_pool.h"
+#include "base/page_pool.h"
 
 #include <sys/mman.h>
 
@@ -25,7 +25,7 @@
 #endif
 #endif
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 namespace detail {
 std::atomic<std::uintptr_t> g_page_region_begin{~std::uintptr_t{0} - kPageRegionBytes + 1};
 }
@@ -222,4 +222,4 @@ std::size_t page_discard_zero_pages(void*) noexcept { return 0; }
 
 #endif
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base

@@ -19,7 +19,7 @@
 #endif
 #endif
 
-namespace uringrpc::loop {
+namespace uringrpc::base {
 
 // The blocks of up to 1 KiB (16-byte classes) are every per-RPC object, a few dozen pops
 // and pushes per call: that path is inline here, so it costs a handful of instructions
@@ -97,9 +97,9 @@ struct PoolAllocator {
 
 // Class-level operator new/delete for per-RPC objects: `URINGRPC_POOLED` in the class body.
 #define URINGRPC_POOLED                                                                          \
-  static void* operator new(std::size_t n) { return ::uringrpc::loop::pool_allocate(n); }       \
+  static void* operator new(std::size_t n) { return ::uringrpc::base::pool_allocate(n); }       \
   static void operator delete(void* p, std::size_t n) noexcept {                               \
-    ::uringrpc::loop::pool_deallocate(p, n);                                                    \
+    ::uringrpc::base::pool_deallocate(p, n);                                                    \
   }
 
-}  // namespace uringrpc::loop
+}  // namespace uringrpc::base
