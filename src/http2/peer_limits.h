@@ -19,6 +19,8 @@ enum H2Error : uint32_t {
   kEnhanceYourCalm = 0xb,
 };
 
+constexpr uint32_t clamp32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(v); }
+
 struct Verdict {
   enum Kind : uint8_t {
     kContinue,     // the frame is fine
@@ -96,8 +98,10 @@ class EmptyFrameRun {
 // strikes end the connection. A response we send forgives them. max_strikes 0: off.
 class PingStrikes {
  public:
+  // Intervals in milliseconds up to 2^32-1 (49 days): more is clamped.
   PingStrikes(uint32_t max_strikes, uint64_t min_interval_ms, uint64_t min_interval_idle_ms)
-      : max_strikes_(max_strikes), min_interval_ms_(min_interval_ms), min_interval_idle_ms_(min_interval_idle_ms) {}
+      : max_strikes_(max_strikes), min_interval_ms_(clamp32(min_interval_ms)),
+        min_interval_idle_ms_(clamp32(min_interval_idle_ms)) {}
   Verdict on_ping(uint64_t now_ms, bool streams_open);
   void forgive() {
     strikes_ = 0;
@@ -105,12 +109,13 @@ class PingStrikes {
   }
 
  private:
+  // Every idle connection carries one of each rule: kept small (32-bit intervals).
+  uint64_t last_ms_ = 0;
   uint32_t max_strikes_;
   uint32_t strikes_ = 0;
+  uint32_t min_interval_ms_;
+  uint32_t min_interval_idle_ms_;
   bool have_last_ = false;  // a ping arrived since the last forgiveness
-  uint64_t last_ms_ = 0;
-  uint64_t min_interval_ms_;
-  uint64_t min_interval_idle_ms_;
 };
 
 // Keepalive for peers that went silent: after `time_ms` without a byte from the peer we
@@ -122,8 +127,9 @@ class Keepalive {
     enum What : uint8_t { kNothing, kArm, kPingAndArm, kClose } what = kNothing;
     uint64_t at_ms = 0;  // kArm, kPingAndArm: when to call on_timer next
   };
+  // Times in milliseconds up to 2^32-1 (49 days): more is clamped.
   Keepalive(uint64_t time_ms, uint64_t timeout_ms, uint64_t now_ms)
-      : time_ms_(time_ms), timeout_ms_(timeout_ms), last_read_ms_(now_ms) {}
+      : last_read_ms_(now_ms), time_ms_(clamp32(time_ms)), timeout_ms_(clamp32(timeout_ms)) {}
   Step start() const { return time_ms_ > 0 ? Step{Step::kArm, last_read_ms_ + time_ms_} : Step{}; }
   void on_read(uint64_t now_ms) { last_read_ms_ = now_ms; }
   Step on_timer(uint64_t now_ms);
@@ -131,9 +137,9 @@ class Keepalive {
   uint64_t timeout_ms() const { return timeout_ms_; }
 
  private:
-  uint64_t time_ms_;
-  uint64_t timeout_ms_;
   uint64_t last_read_ms_;
+  uint32_t time_ms_;
+  uint32_t timeout_ms_;
   bool outstanding_ = false;  // our ping awaits its ACK
 };
 

@@ -223,8 +223,7 @@ void Session::on_closed() noexcept {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   keepalive_timer_.cancel();
-  peer_identity_ = conn_->peer_identity();  // calls may still ask; the transport is going
-  peer_ = conn_->peer();
+  departed_.reset(new Departed{conn_->peer(), conn_->peer_identity()});  // calls may still ask
   conn_ = nullptr;
   while (streams_) {
     nghttp2_session_set_stream_user_data(ng_, streams_->id, nullptr);

@@ -89,13 +89,13 @@ class Session final : public transport::ConnectionHandler {
   void fail_connection(uint32_t h2_error, std::string_view debug);
   // Final GOAWAY (if not sent yet), then close once everything queued is out.
   void close_after_flush();
-  const std::string& peer() const { return conn_ ? conn_->peer() : peer_; }
+  const std::string& peer() const { return conn_ ? conn_->peer() : departed_->peer; }
   // The TLS client's certificate identity, or null. Read from the transport while it lives
   // (requests only arrive after the handshake, so it is settled by then) and kept from
   // on_closed on: the same object throughout, so a pointer to it stays valid as long as
   // this session does.
   const PeerIdentity* peer_identity() const {
-    return conn_ ? conn_->peer_identity().get() : peer_identity_.get();
+    return conn_ ? conn_->peer_identity().get() : departed_->identity.get();
   }
   size_t open_streams() const { return stream_count_.open_streams(); }
   uint32_t max_header_list_bytes() const { return settings_.max_header_list_bytes; }
@@ -160,8 +160,13 @@ class Session final : public transport::ConnectionHandler {
 
   transport::Transport* conn_;
   StreamListener& listener_;
-  std::string peer_;  // copied when the transport goes (calls may ask after that)
-  std::shared_ptr<const PeerIdentity> peer_identity_;  // set when the transport goes
+  // Who the peer was, copied when the transport goes (calls may still ask). Kept apart so
+  // that the thousands of idle sessions a server may hold do not carry it.
+  struct Departed {
+    std::string peer;
+    std::shared_ptr<const PeerIdentity> identity;
+  };
+  std::unique_ptr<Departed> departed_;
   nghttp2_session* ng_ = nullptr;
   const Bytes* input_ = nullptr;           // the chunk mem_recv is parsing (for zero-copy slices)
   transport::OutputQueue* out_ = nullptr;  // where produce_output is writing
