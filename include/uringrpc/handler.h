@@ -71,7 +71,7 @@ struct IsTask<Task<T>> : std::true_type {};
 void end_with_returned_status(ServerContext& ctx, Status&& status);
 template <class T>
 T* response_of(Task<T>& task, ServerContext& ctx) {
-  auto& p = task.handle().promise();
+  auto& p = FrameAccess::handle(task).promise();
   if (p.exception_) std::rethrow_exception(p.exception_);
   if (Status* s = std::get_if<2>(&p.value_)) {
     end_with_returned_status(ctx, std::move(*s));

@@ -81,6 +81,14 @@ struct TaskPromise<void> : TaskPromiseBase {
   }
 };
 
+// The handler adapters' way to a task's frame; users only ever co_await a task.
+struct FrameAccess {
+  template <class F>
+  static auto handle(const F& frame) noexcept {
+    return frame.h_;
+  }
+};
+
 // Shared by Task<T> and Stream<T>: a move-only owner of a coroutine frame that can be
 // awaited once.
 template <class Promise, class Result>
@@ -115,10 +123,10 @@ class AwaitableFrame {
     return Awaiter{h_};
   }
 
-  std::coroutine_handle<Promise> handle() const noexcept { return h_; }
   bool valid() const noexcept { return static_cast<bool>(h_); }
 
  protected:
+  friend struct FrameAccess;
   std::coroutine_handle<Promise> h_;
 };
 
@@ -154,7 +162,7 @@ auto run_to_end(Task<T>& task) noexcept {
     }
     void await_resume() noexcept {}
   };
-  return Awaiter{task.handle()};
+  return Awaiter{FrameAccess::handle(task)};
 }
 }  // namespace detail
 
