@@ -121,7 +121,8 @@ Task<void> run_bidi_streaming(const F& f, ServerContext& ctx) {
 // A capturing lambda is safe here: the server keeps the lambda object alive for its whole
 // life, so a coroutine frame's reference to its captures never dangles.
 
-// Task<Resp> f(Req, ServerContext&)
+// Task<Resp> f(Req, ServerContext&): co_return the response, or a Status to end the RPC
+// without one.
 template <class F>
 MethodHandler unary(F f) {
   using Traits = detail::HandlerTraits<F>;
@@ -141,7 +142,7 @@ MethodHandler server_streaming(F f) {
           }};
 }
 
-// Task<Resp> f(Reader<Req>&, ServerContext&)
+// Task<Resp> f(Reader<Req>&, ServerContext&): co_return the response or a Status, as unary.
 template <class F>
 MethodHandler client_streaming(F f) {
   using Req = typename detail::ReaderValue<typename detail::HandlerTraits<F>::Arg>::type;

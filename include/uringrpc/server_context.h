@@ -57,6 +57,8 @@ class ServerContext {
   bool cancelled() const noexcept;
 
   // --- how the RPC ends
+  // (A unary or client-streaming handler can also `co_return Status{code, details}`:
+  // that code and details, with the trailing metadata set here, and no response.)
   void set_code(StatusCode code) noexcept;
   void set_details(std::string details);
   StatusCode code() const noexcept;
