@@ -40,7 +40,8 @@ E2E_OBJS  := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/e2e/*.cc))
 SEED_LIB_OBJS := $(BUILD)/obj/tests/seed/seed_service.o
 SEED_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/seed/*_test.cc))
 
-TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
+TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests \
+             $(BUILD)/tests/compile-fail-tests
 PROGRAMS  := $(BUILD)/bin/seed-server $(BUILD)/bin/example-server $(BUILD)/bin/abuse-server
 
 .PHONY: all deps test run bench install clean fuzz
@@ -90,6 +91,16 @@ $(BUILD)/tests/e2e-tests: $(E2E_OBJS) $(COMMON_TEST_OBJS) $(PROTO_OBJS) $(LIB)
 $(BUILD)/tests/seed-tests: $(SEED_TEST_OBJS) $(SEED_LIB_OBJS) $(COMMON_TEST_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+# ---- compile-fail tests (tests/compile_fail)
+# The test compiles misuse snippets at run time with this build's compiler and flags.
+COMPILE_FAIL_FLAGS := $(filter-out -MMD -MP,$(CPPFLAGS) $(CXXFLAGS))
+$(BUILD)/obj/tests/compile_fail/compile_fail_test.o: CPPFLAGS += -DCOMPILE_FAIL_CXX='"$(CXX)"' \
+  -DCOMPILE_FAIL_FLAGS='"$(COMPILE_FAIL_FLAGS)"' -DCOMPILE_FAIL_ROOT='"$(CURDIR)"'
+$(BUILD)/tests/compile-fail-tests: $(BUILD)/obj/tests/compile_fail/compile_fail_test.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ -lgtest -lgtest_main -o $@
+# ---- end compile-fail tests
 
 # ---- abuse suite (tests/abuse)
 # abuse-server is the target of tests/abuse/*_test.py (run by `make test` through

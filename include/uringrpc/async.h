@@ -66,7 +66,7 @@ class TypedOffloadOp final : public OffloadOp {
 
 }  // namespace detail
 
-class SleepAwaiter {
+class [[nodiscard("co_await it: sleep_for() alone does not wait")]] SleepAwaiter {
  public:
   explicit SleepAwaiter(std::chrono::nanoseconds d) noexcept : duration_(d) {}
   bool await_ready() const noexcept { return duration_.count() <= 0; }
@@ -86,7 +86,7 @@ SleepAwaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
 template <class F>
 auto offload(F fn) {
   using R = std::invoke_result_t<F&>;
-  struct Awaiter {
+  struct [[nodiscard("co_await it: offload() runs nothing until it is awaited")]] Awaiter {
     std::shared_ptr<detail::TypedOffloadOp<R>> op;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {

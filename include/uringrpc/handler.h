@@ -4,9 +4,11 @@
 // request and response types are deduced from the handler's signature.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "uringrpc/server_context.h"
 #include "uringrpc/stream.h"
@@ -14,10 +16,7 @@
 
 namespace uringrpc {
 
-enum class RpcKind { kUnary, kServerStreaming, kClientStreaming, kBidiStreaming };
-
 struct MethodHandler {
-  RpcKind kind;
   // Makes the coroutine that serves one call; it is started by the call and owns nothing
   // but its frame.
   std::function<Task<void>(ServerContext&)> run;
@@ -60,12 +59,37 @@ Task<Req> read_single_request(ServerContext& ctx) {
   co_return std::move(*req);
 }
 
+template <class T>
+struct IsTask : std::false_type {};
+template <class T>
+struct IsTask<Task<T>> : std::true_type {};
+
+// What a finished unary or client-streaming handler answers: its response, or null when
+// the RPC ends without one. A handler that set a non-OK code has its response discarded,
+// as in gRPC; one that ended with a Status ends the RPC with it (an OK Status carries no
+// response, which the client sees as INTERNAL). Rethrows what the handler threw.
+void end_with_returned_status(ServerContext& ctx, Status&& status);
+template <class T>
+T* response_of(Task<T>& task, ServerContext& ctx) {
+  auto& p = FrameAccess::handle(task).promise();
+  if (p.exception_) std::rethrow_exception(p.exception_);
+  if (Status* s = std::get_if<2>(&p.value_)) {
+    end_with_returned_status(ctx, std::move(*s));
+    return nullptr;
+  }
+  if (ctx.code() != StatusCode::OK) return nullptr;
+  return &std::get<1>(p.value_);
+}
+
 template <class Req, class F>
 Task<void> run_unary(const F& f, ServerContext& ctx) {
   Req req = co_await read_single_request<Req>(ctx);
-  auto resp = co_await f(std::move(req), ctx);
-  // A handler that set a non-OK code has its return value discarded, as in gRPC.
-  if (ctx.code() == StatusCode::OK) co_await ctx.write(std::move(resp));
+  using Result = decltype(f(std::move(req), ctx));
+  static_assert(IsTask<Result>::value, "a unary handler returns Task<Resp>");
+  // A local, not a temporary: the response is written from the handler's promise in place.
+  Result task = f(std::move(req), ctx);
+  co_await run_to_end(task);
+  if (auto* resp = response_of(task, ctx)) co_await ctx.write(std::move(*resp));
 }
 
 template <class Req, class F>
@@ -77,8 +101,11 @@ Task<void> run_server_streaming(const F& f, ServerContext& ctx) {
 template <class Req, class F>
 Task<void> run_client_streaming(const F& f, ServerContext& ctx) {
   Reader<Req> reader(ctx);
-  auto resp = co_await f(reader, ctx);
-  if (ctx.code() == StatusCode::OK) co_await ctx.write(std::move(resp));
+  using Result = decltype(f(reader, ctx));
+  static_assert(IsTask<Result>::value, "a client-streaming handler returns Task<Resp>");
+  Result task = f(reader, ctx);
+  co_await run_to_end(task);
+  if (auto* resp = response_of(task, ctx)) co_await ctx.write(std::move(*resp));
 }
 
 template <class Req, class F>
@@ -94,12 +121,13 @@ Task<void> run_bidi_streaming(const F& f, ServerContext& ctx) {
 // A capturing lambda is safe here: the server keeps the lambda object alive for its whole
 // life, so a coroutine frame's reference to its captures never dangles.
 
-// Task<Resp> f(Req, ServerContext&)
+// Task<Resp> f(Req, ServerContext&): co_return the response, or a Status to end the RPC
+// without one.
 template <class F>
 MethodHandler unary(F f) {
   using Traits = detail::HandlerTraits<F>;
   using Req = typename Traits::Arg;
-  return {RpcKind::kUnary, [f = std::move(f)](ServerContext& ctx) {
+  return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_unary<Req>(f, ctx);
           }};
 }
@@ -109,16 +137,16 @@ MethodHandler unary(F f) {
 template <class F>
 MethodHandler server_streaming(F f) {
   using Req = typename detail::HandlerTraits<F>::Arg;
-  return {RpcKind::kServerStreaming, [f = std::move(f)](ServerContext& ctx) {
+  return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_server_streaming<Req>(f, ctx);
           }};
 }
 
-// Task<Resp> f(Reader<Req>&, ServerContext&)
+// Task<Resp> f(Reader<Req>&, ServerContext&): co_return the response or a Status, as unary.
 template <class F>
 MethodHandler client_streaming(F f) {
   using Req = typename detail::ReaderValue<typename detail::HandlerTraits<F>::Arg>::type;
-  return {RpcKind::kClientStreaming, [f = std::move(f)](ServerContext& ctx) {
+  return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_client_streaming<Req>(f, ctx);
           }};
 }
@@ -127,7 +155,7 @@ MethodHandler client_streaming(F f) {
 template <class F>
 MethodHandler bidi_streaming(F f) {
   using Req = typename detail::ReaderValue<typename detail::HandlerTraits<F>::Arg>::type;
-  return {RpcKind::kBidiStreaming, [f = std::move(f)](ServerContext& ctx) {
+  return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_bidi_streaming<Req>(f, ctx);
           }};
 }

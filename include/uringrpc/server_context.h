@@ -37,7 +37,6 @@ class AbortError : public std::exception {
 
 class ServerContext {
  public:
-  explicit ServerContext(rpc::Call& call) noexcept : call_(call) {}
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
 
@@ -58,6 +57,8 @@ class ServerContext {
   bool cancelled() const noexcept;
 
   // --- how the RPC ends
+  // (A unary or client-streaming handler can also `co_return Status{code, details}`:
+  // that code and details, with the trailing metadata set here, and no response.)
   void set_code(StatusCode code) noexcept;
   void set_details(std::string details);
   StatusCode code() const noexcept;
@@ -76,14 +77,15 @@ class ServerContext {
   // co_await ctx.write(msg): queues one response message. Suspends only while the stream's
   // queued bytes are over the write watermark. Resumes with false when the RPC can no
   // longer send (it ended or was cancelled).
-  class WriteAwaiter {
+  class [[nodiscard("co_await it: the message is sent only when the write is awaited")]] WriteAwaiter {
    public:
-    WriteAwaiter(rpc::Call& call, Bytes payload) noexcept : call_(call), payload_(std::move(payload)) {}
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept;
     bool await_resume() noexcept;
 
    private:
+    friend class ServerContext;
+    WriteAwaiter(rpc::Call& call, Bytes payload) noexcept : call_(call), payload_(std::move(payload)) {}
     rpc::Call& call_;
     Bytes payload_;
     bool ok_ = false;
@@ -95,20 +97,20 @@ class ServerContext {
 
   // co_await ctx.read<M>(): the next request message, or nullopt once the client
   // half-closed. A message that does not decode as M ends the RPC with INTERNAL.
-  class RawReadAwaiter {
+  class [[nodiscard("co_await it: a read does nothing until it is awaited")]] RawReadAwaiter {
    public:
-    explicit RawReadAwaiter(rpc::Call& call) noexcept : call_(call) {}
     bool await_ready() const noexcept;
     void await_suspend(std::coroutine_handle<> h) noexcept;
     std::optional<Bytes> await_resume();
 
    protected:
+    explicit RawReadAwaiter(rpc::Call& call) noexcept : call_(call) {}
     rpc::Call& call_;
   };
   template <class M>
-  class ReadAwaiter : public RawReadAwaiter {
+  class [[nodiscard("co_await it: a read does nothing until it is awaited")]] ReadAwaiter
+      : public RawReadAwaiter {
    public:
-    using RawReadAwaiter::RawReadAwaiter;
     std::optional<M> await_resume() {
       auto raw = RawReadAwaiter::await_resume();
       if (!raw) return std::nullopt;
@@ -116,15 +118,20 @@ class ServerContext {
       if (!Codec<M>::decode(std::move(*raw), *out)) throw_undecodable();
       return out;
     }
+
+   private:
+    friend class ServerContext;
+    explicit ReadAwaiter(rpc::Call& call) noexcept : RawReadAwaiter(call) {}
   };
   template <class M = Bytes>
   ReadAwaiter<M> read() noexcept {
     return ReadAwaiter<M>(call_);
   }
 
-  rpc::Call& call() noexcept { return call_; }
-
  private:
+  // Made by the Call that this context belongs to, and only by it.
+  friend class rpc::Call;
+  explicit ServerContext(rpc::Call& call) noexcept : call_(call) {}
   [[noreturn]] static void throw_undecodable();
   rpc::Call& call_;
 };

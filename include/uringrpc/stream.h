@@ -40,7 +40,7 @@ struct StreamPromise : TaskPromise<void> {
 }  // namespace detail
 
 template <class T>
-class [[nodiscard]] Stream : public detail::AwaitableFrame<detail::StreamPromise<T>, void> {
+class [[nodiscard("a Stream does nothing until it is co_awaited")]] Stream : public detail::AwaitableFrame<detail::StreamPromise<T>, void> {
  public:
   using promise_type = detail::StreamPromise<T>;
   using value_type = T;

@@ -21,9 +21,7 @@ Ring::Ring(unsigned entries) {
             IORING_SETUP_CQSIZE;
   p.cq_entries = entries * 4;
   int rc = io_uring_queue_init_params(entries, &ring_, &p);
-  if (rc == 0) {
-    defer_taskrun_ = true;
-  } else {
+  if (rc != 0) {
     URINGRPC_LOG(base::LogLevel::kWarn, "io_uring refused SINGLE_ISSUER|DEFER_TASKRUN (%s); using a plain ring",
                  std::strerror(-rc));
     p = {};
@@ -79,7 +77,6 @@ int Ring::enter_with_min_wait(int64_t timeout_ms) {
 }
 
 unsigned Ring::submit_and_wait(int64_t timeout_ms) {
-  ++enters_;
   int rc;
   // Only a loop under load waits for a batch: after a turn with few completions (a lone
   // caller, ping-pong traffic) the next one wakes at once, so light load pays no latency.

@@ -23,6 +23,7 @@ class Ring {
 
   // Never null: submits pending SQEs to make room when the SQ is full.
   io_uring_sqe* get_sqe();
+  // c null: the completion is ignored (cancels, the close of a socket).
   static void bind(io_uring_sqe* sqe, Completion* c) { io_uring_sqe_set_data(sqe, c); }
 
   // One io_uring_enter: submits, and waits up to timeout_ms (0: don't wait, -1: forever)
@@ -34,12 +35,8 @@ class Ring {
   // or an older kernel: every completion wakes the loop at once.
   void set_batch_wait(unsigned usec, unsigned events);
   bool batch_wait_supported() const { return (ring_.features & kFeatMinTimeout) != 0; }
-  // Requests no user_data: their completions are ignored (cancels, close of a socket).
-  static constexpr uint64_t kIgnore = 0;
 
   io_uring* raw() { return &ring_; }
-  bool defer_taskrun() const { return defer_taskrun_; }
-  uint64_t enters() const { return enters_; }
 
  private:
   // Not in Debian's liburing 2.3 headers; the value is the kernel's ABI.
@@ -51,8 +48,6 @@ class Ring {
   int enter_with_min_wait(int64_t timeout_ms);
 
   io_uring ring_{};
-  bool defer_taskrun_ = false;
-  uint64_t enters_ = 0;
   unsigned batch_wait_usec_ = 0;
   unsigned batch_wait_events_ = 1;
   unsigned last_batch_ = 0;  // completions of the last wake-up

@@ -61,7 +61,6 @@ class Shard {
   // The shard whose thread this is, or null on other threads.
   static Shard* current() noexcept;
   unsigned index() const noexcept { return config_.index; }
-  bool on_own_thread() const noexcept { return current() == this; }
 
   // --- own thread only
   Ring& ring() noexcept { return *ring_; }

@@ -77,6 +77,21 @@ namespace detail {
 void throw_missing_request() {
   throw AbortError(Status{StatusCode::INTERNAL, "the client sent no request message"});
 }
+
+// An OK status with no response would reach the client as OK without a message, which
+// gRPC clients report as a confusing error of their own: name the handler's mistake.
+static Status without_ok(Status status) {
+  if (status.ok()) return {StatusCode::INTERNAL, "the handler returned an OK Status instead of a response"};
+  return status;
+}
+
+void end_with_returned_status(ServerContext& ctx, Status&& status) {
+  status = without_ok(std::move(status));
+  ctx.set_code(status.code);
+  ctx.set_details(std::move(status.message));
+}
+
+void throw_returned_status(Status status) { throw AbortError(without_ok(std::move(status))); }
 }  // namespace detail
 
 }  // namespace uringrpc
