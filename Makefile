@@ -1,6 +1,6 @@
 # uringrpc build. Plain make, out-of-tree objects under $(BUILD).
 #   make                  library + programs
-#   make test             every test; last line "N passed, M failed"
+#   make test             every test; last line "N passed, M failed, K skipped" (tests/run_all.sh)
 #   make test SANITIZE=1  the same under ASan+UBSan (objects in build-asan/)
 #   make run              example server on localhost:50051
 #   make bench / install / clean

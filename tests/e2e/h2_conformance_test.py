@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from raw_h2 import (  # noqa: E402
     ACK, BLOCK_FOREVER, CODE, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENABLE_PUSH, GOAWAY,
     HEADER_TABLE_SIZE, HEADERS, INITIAL_WINDOW_SIZE, MAX_CONCURRENT_STREAMS, MAX_FRAME_SIZE, PADDED, PING,
-    PREFACE, PRIORITY, PRIORITY_FLAG, PUSH_PROMISE, RST_STREAM, SEED_REQUEST, SEED_RESPONSE, SETTINGS,
+    PREFACE, PRIORITY, PRIORITY_FLAG, PUSH_PROMISE, RST_STREAM, SEED_REQUEST, SEED_RESPONSE, SETTINGS, Skip,
     WAIT, WINDOW_UPDATE, Conn, block, expect_conn_error, expect_ping_ack, expect_stream_error,
     frame, grpc_fields, grpc_message, hpack_int, hpack_str, literal, main_with, seen_since,
     settings_payload)
@@ -222,7 +222,7 @@ def concurrency_over_limit(port):
     try:
         limit = c.server_settings.get(MAX_CONCURRENT_STREAMS)
         if limit is None or limit > 1000:
-            return True, f"skipped: the server advertises no small SETTINGS_MAX_CONCURRENT_STREAMS ({limit})"
+            raise Skip(f"the server advertises no small SETTINGS_MAX_CONCURRENT_STREAMS ({limit})")
         for i in range(limit):
             open_stream(c, 1 + 2 * i)
         extra = 1 + 2 * limit

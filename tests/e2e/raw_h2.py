@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_report import Report, Skip  # noqa: E402
 from hpack import Decoder, Encoder
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame,
                               HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame,
@@ -492,17 +494,20 @@ def healthy(port):
 
 
 class Runner:
-    """Runs cases, prints one line each, counts failures."""
+    """Runs cases, prints one line each; counts them in a test_report.Report. A case that
+    raises test_report.Skip is counted as skipped."""
 
     def __init__(self, server):
         self.server = server
-        self.failures = []
-        self.count = 0
+        self.report = Report()
 
     def run(self, case_id, desc, fn, check_health=True):
-        self.count += 1
         try:
             ok, seen = fn(self.server.port)
+        except Skip as e:
+            print(f"{case_id:<12} SKIP  {desc} -- {e}", flush=True)
+            self.report.skip(case_id)
+            return
         except Exception as e:  # a crash in one case is that case's failure, not the suite's end
             ok, seen = False, f"test error: {type(e).__name__}: {e}"
         if check_health:
@@ -514,13 +519,10 @@ class Runner:
                     ok, seen = False, seen + f" | fresh connection not served: {h_seen}"
         verdict = "PASS" if ok else "FAIL"
         print(f"{case_id:<12} {verdict}  {desc} -- seen: {seen}", flush=True)
-        if not ok:
-            self.failures.append(case_id)
+        self.report.record(case_id, ok)
 
     def finish(self):
-        print(f"{self.count - len(self.failures)} passed, {len(self.failures)} failed"
-              + (f": {' '.join(self.failures)}" if self.failures else ""), flush=True)
-        return 1 if self.failures else 0
+        return self.report.finish()
 
 
 def main_with(cases_fn):
