@@ -492,7 +492,7 @@ TEST_F(RawHttp2, PeerResettingStreamWithRstStreamCancelsHandler) {
   ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Wait"), false));
   ASSERT_TRUE(c.send_data(1, grpc_message("first"), false));
   ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
-  ASSERT_TRUE(c.send(RawH2Client::frame(kRstStream, 0, 1, std::string("\x00\x00\x00\x08", 4))));  // CANCEL
+  ASSERT_TRUE(c.send(frame(kRstStream, 0, 1, std::string("\x00\x00\x00\x08", 4))));  // CANCEL
   EXPECT_TRUE(wait_until([&] { return wait_destroyed_.load() == 1; }, 1s));
   // The connection carries on.
   ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo"), false));
