@@ -178,7 +178,7 @@ class Stream:
 
     def __init__(self):
         self.header_blocks = []  # each a list of (name, value), in arrival order
-        self.data = b""
+        self.received = bytearray()  # DATA payloads (a bytearray: big downloads stay linear)
         self.data_frames = []    # payload length of each DATA frame
         self.ended = False       # END_STREAM seen
         self.rst = None          # RST_STREAM error code from the server
@@ -187,6 +187,10 @@ class Stream:
         self.eof = False
         self.timeout = False
         self.times = {}
+
+    @property
+    def data(self):
+        return bytes(self.received)
 
     @property
     def headers(self):
@@ -229,8 +233,8 @@ class Stream:
         parts = []
         for blk in self.header_blocks:
             parts.append("{" + ", ".join(f"{k}: {v}" for k, v in blk) + "}")
-        if self.data:
-            parts.append(f"data={len(self.data)}B {self.data[:60]!r}")
+        if self.received:
+            parts.append(f"data={len(self.received)}B {bytes(self.received[:60])!r}")
         if self.ended:
             parts.append("END_STREAM")
         if self.rst is not None:
@@ -509,7 +513,7 @@ class Conn:
         elif ftype == DATA:
             st = self.stream(sid)
             data = f.data
-            st.data += data
+            st.received += data
             st.data_frames.append(len(data))
             if flags & END_STREAM:
                 st.ended = True
