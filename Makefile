@@ -1,6 +1,6 @@
 # uringrpc build. Plain make, out-of-tree objects under $(BUILD).
 #   make                  library + programs
-#   make test             every test; last line "N passed, M failed"
+#   make test             every test; last line "N passed, M failed, K skipped" (tests/run_all.sh)
 #   make test SANITIZE=1  the same under ASan+UBSan (objects in build-asan/)
 #   make run              example server on localhost:50051
 #   make bench / install / clean
@@ -150,6 +150,10 @@ FUZZ_TARGETS  := $(basename $(notdir $(wildcard tests/fuzz/*_fuzz.cc)))
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.cc=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB      := $(FUZZ_BUILD)/liburingrpc-fuzz.a
+# The test helpers a fuzz target may share with the unit tests (no gRPC client, no gtest),
+# as an archive too: a target links only what it uses.
+FUZZ_COMMON_SRCS := tests/common/h2_frames.cc tests/common/memory_transport.cc
+FUZZ_COMMON      := $(FUZZ_BUILD)/libtestcommon-fuzz.a
 # Keep the targets' objects (make would delete them as intermediates and recompile).
 .SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/tests/fuzz/%.o)
 
@@ -168,7 +172,10 @@ $(FUZZ_BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
 $(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB)
+$(FUZZ_COMMON): $(FUZZ_COMMON_SRCS:%.cc=$(FUZZ_BUILD)/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_COMMON) $(FUZZ_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) -pthread -fsanitize=fuzzer $(FUZZ_SAN) $^ $(LIBS) -o $@
 

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test binary of the build and prints one closing line "N passed, M failed".
-# A binary that crashes or exits non-zero without reporting counts as one failure.
+# Runs every test binary of the build and every Python test file, and prints one closing line
+# "N passed, M failed, K skipped" counting single cases: gtest cases from each binary's XML
+# report, Python cases from the file's last "RESULT passed=N failed=M skipped=K" line
+# (tests/common/test_report.py). A binary or file that crashes or exits non-zero without
+# reporting, or exits non-zero after reporting no failure, counts as one failure.
 set -u
 build=${BUILD:-build}
-passed=0; failed=0
+here=$(cd "$(dirname "$0")" && pwd)
+passed=0; failed=0; skipped=0
 # Leaks inside third-party test peers (the gRPC client's resolver) are not ours to fix.
 export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 mkdir -p "$build/test-results"
+
+# add NAME RC P F S: adds one reported run; a non-zero exit with no failure reported is one.
+add() {
+  passed=$((passed + $3)); failed=$((failed + $4)); skipped=$((skipped + $5))
+  if [ "$2" -ne 0 ] && [ "$4" -eq 0 ]; then
+    echo "$1 exited $2 after reporting no failure" >&2; failed=$((failed + 1))
+  fi
+}
+
 for bin in "$build"/tests/*-tests; do
   [ -x "$bin" ] || continue
   name=$(basename "$bin")
@@ -15,24 +28,27 @@ for bin in "$build"/tests/*-tests; do
   echo "== $name"
   BUILD="$build" timeout 900 "$bin" --gtest_output="xml:$xml"
   rc=$?
-  if [ -f "$xml" ]; then
-    t=$(grep -o -m1 'tests="[0-9]*"' "$xml" | grep -o '[0-9]*')
-    f=$(grep -o -m1 'failures="[0-9]*"' "$xml" | grep -o '[0-9]*')
-    e=$(grep -o -m1 'errors="[0-9]*"' "$xml" | grep -o '[0-9]*')
-    d=$(grep -o -m1 'disabled="[0-9]*"' "$xml" | grep -o '[0-9]*')
-    bad=$((f + e))
-    passed=$((passed + t - bad - d)); failed=$((failed + bad))
-    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-      echo "$name exited $rc after reporting no failure" >&2; failed=$((failed + 1))
-    fi
+  if [ -f "$xml" ] && counts=$(/usr/bin/python3 "$here/common/gtest_counts.py" "$xml"); then
+    # shellcheck disable=SC2086  # three numbers
+    add "$name" "$rc" $counts
   else
     echo "$name exited $rc without a report" >&2; failed=$((failed + 1))
   fi
 done
+
 for t in tests/abuse/*_test.py tests/e2e/*_test.py; do
   [ -f "$t" ] || continue
+  out="$build/test-results/$(basename "$t" .py).out"
   echo "== $t"
-  if BUILD="$build" timeout 600 /usr/bin/python3 "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  BUILD="$build" PYTHONUNBUFFERED=1 timeout 600 /usr/bin/python3 "$t" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^RESULT passed=[0-9]+ failed=[0-9]+ skipped=[0-9]+$' "$out" | tail -n 1)
+  if [ -n "$line" ]; then
+    set -- $(echo "$line" | grep -o '[0-9]\+')
+    add "$t" "$rc" "$1" "$2" "$3"
+  else
+    echo "$t exited $rc without a RESULT line" >&2; failed=$((failed + 1))
+  fi
 done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,7 @@
 #include <utility>
 #include <variant>
 
+#include "uringrpc/frame_pool.h"
 #include "uringrpc/status.h"
 
 namespace uringrpc {
@@ -20,10 +21,6 @@ class Task;
 
 namespace detail {
 
-// Coroutine frames of handlers come and go with every RPC: they are taken from the
-// library's per-thread block pool instead of malloc.
-void* frame_allocate(std::size_t n);
-void frame_deallocate(void* p, std::size_t n) noexcept;
 // A Task that ended with a Status was awaited for its value: ends the RPC with that status
 // (throws AbortError, as ServerContext::abort does; an OK status becomes INTERNAL).
 [[noreturn]] void throw_returned_status(Status status);

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "uringrpc/task.h"
+#include "uringrpc/frame_pool.h"
 
 namespace uringrpc::base {
 #ifndef URINGRPC_POOL_PASSTHROUGH

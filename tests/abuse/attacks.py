@@ -1,5 +1,5 @@
 """The attacks of the abuse suite, each a function of a harness.Context that drives raw
-HTTP/2 (h2raw) or raw TCP/TLS at the server, asserts its specific outcome with
+HTTP/2 (tests/common/h2wire.py) or raw TCP/TLS at the server, asserts its specific outcome with
 harness.check and returns a one-line outcome for the table. Bounded in time and count.
 The *_test.py files pick a family each; soak.py rotates all of them."""
 
@@ -7,12 +7,14 @@ import os
 import socket
 import ssl
 import struct
+import sys
 import time
 
-import h2raw
-from h2raw import (CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PING, RST_STREAM, SETTINGS,
-                   WINDOW_UPDATE, RawConn, error_name, frame)
-from harness import check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import h2wire  # noqa: E402
+from h2wire import (CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PING, RST_STREAM, SETTINGS,  # noqa: E402
+                    WINDOW_UPDATE, Conn, error_name, frame)
+from harness import check  # noqa: E402
 
 ECHO, SLOW, DOWNLOAD = "/abuse.Abuse/Echo", "/abuse.Abuse/Slow", "/abuse.Abuse/Download"
 CANCEL, REFUSED_STREAM, ENHANCE_YOUR_CALM = 0x8, 0x7, 0xB
@@ -71,7 +73,7 @@ def rapid_reset(ctx, total=5000, batch=50):
     sent, outcomes, accepted, unpunished = 0, {}, [], []
     deadline = time.monotonic() + 30
     while sent < total and time.monotonic() < deadline:
-        conn = RawConn(ctx.port)
+        conn = Conn(ctx.port)
         conn.handshake()
         t0 = time.monotonic()
         sent_here = 0
@@ -127,7 +129,7 @@ def made_you_reset(ctx, total=5000, batch=50):
     sent, results = 0, []
     deadline = time.monotonic() + 30
     while sent < total and time.monotonic() < deadline:
-        conn = RawConn(ctx.port)
+        conn = Conn(ctx.port)
         conn.handshake()
         t0 = time.monotonic()
         while sent < total and conn.goaway is None and conn.closed is None and time.monotonic() < deadline:
@@ -135,10 +137,10 @@ def made_you_reset(ctx, total=5000, batch=50):
             for i in range(batch):
                 sid = conn.new_sid()
                 if i % 2:
-                    out += frame(HEADERS, END_HEADERS, sid, h2raw.request_block(ECHO, [("content-length", "1")]))
-                    out += frame(DATA, END_STREAM, sid, h2raw.grpc_message("more than one byte"))
+                    out += frame(HEADERS, END_HEADERS, sid, h2wire.request_block(ECHO, [("content-length", "1")]))
+                    out += frame(DATA, END_STREAM, sid, h2wire.grpc_message("more than one byte"))
                 else:
-                    out += frame(HEADERS, END_HEADERS, sid, h2raw.request_block(ECHO))
+                    out += frame(HEADERS, END_HEADERS, sid, h2wire.request_block(ECHO))
                     out += frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", 0x7FFFFFFF))
             if not conn.send(out, timeout=3.0):
                 break
@@ -167,7 +169,7 @@ def stream_101(ctx):
     """One stream more than SETTINGS_MAX_CONCURRENT_STREAMS: that one is REFUSED_STREAM."""
     limit = ctx.flag("max-concurrent-streams", 100)
     before = snapshot(ctx, SLOW)
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     check(conn.server_settings.get(3) == limit, "server advertised max concurrent streams %s, expected %d"
           % (conn.server_settings.get(3), limit))
@@ -196,7 +198,7 @@ def peer_vanishes(ctx):
     Every handler is cancelled and the server's fd count returns to its baseline."""
     fds0 = ctx.server.fd_count()
     s_before, d_before = snapshot(ctx, SLOW), snapshot(ctx, DOWNLOAD)
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     conn.auto_window = False  # downloads stall on flow control and stay in their handlers
     out = b""
@@ -221,14 +223,14 @@ def peer_vanishes(ctx):
 
 def continuation_flood(ctx, max_frames=10000):
     """HEADERS without END_HEADERS, then CONTINUATION frames without end (CVE-2024-27316 family)."""
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.new_sid()
-    conn.send_frame(HEADERS, 0, sid, h2raw.request_block(ECHO))
+    conn.send_frame(HEADERS, 0, sid, h2wire.request_block(ECHO))
     sent = 0
     t0 = time.monotonic()
     while sent < max_frames and conn.goaway is None and conn.closed is None and time.monotonic() - t0 < 10:
-        out = b"".join(frame(CONTINUATION, 0, sid, h2raw.literal("x-c%d" % (sent + i), "v")) for i in range(100))
+        out = b"".join(frame(CONTINUATION, 0, sid, h2wire.literal("x-c%d" % (sent + i), "v")) for i in range(100))
         if not conn.send(out, timeout=2.0):
             break
         sent += 100
@@ -252,11 +254,11 @@ def expect_resource_exhausted(conn, sid, what, within=3.0):
 def hpack_bomb(ctx, refs=4000, value_size=4000):
     """One large header put in the HPACK dynamic table once, then referenced thousands of
     times by its one-byte index: ~16 MB of header list from ~8 KB on the wire."""
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.new_sid()
-    block = h2raw.request_block(ECHO) + h2raw.literal_indexed("x-bomb", "b" * value_size) + h2raw.indexed(62) * refs
-    conn.send(frame(HEADERS, END_HEADERS, sid, block) + frame(DATA, END_STREAM, sid, h2raw.grpc_message("x")))
+    block = h2wire.request_block(ECHO) + h2wire.literal_indexed("x-bomb", "b" * value_size) + h2wire.indexed(62) * refs
+    conn.send(frame(HEADERS, END_HEADERS, sid, block) + frame(DATA, END_STREAM, sid, h2wire.grpc_message("x")))
     answer = expect_resource_exhausted(conn, sid, "HPACK bomb")
     assert_usable(conn, "HPACK bomb")
     conn.close()
@@ -274,11 +276,11 @@ def big_header_block(conn, sid, block):
 
 
 def header_17k(ctx):
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.new_sid()
-    block = h2raw.request_block(ECHO, [("x-big", "h" * (17 << 10))])
-    conn.send(big_header_block(conn, sid, block) + frame(DATA, END_STREAM, sid, h2raw.grpc_message("x")))
+    block = h2wire.request_block(ECHO, [("x-big", "h" * (17 << 10))])
+    conn.send(big_header_block(conn, sid, block) + frame(DATA, END_STREAM, sid, h2wire.grpc_message("x")))
     answer = expect_resource_exhausted(conn, sid, "17 KiB header")
     assert_usable(conn, "17 KiB header")
     conn.close()
@@ -286,11 +288,11 @@ def header_17k(ctx):
 
 
 def header_600_fields(ctx):
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.new_sid()
-    block = h2raw.request_block(ECHO, [("x-f%03d" % i, "v") for i in range(600)])
-    conn.send(big_header_block(conn, sid, block) + frame(DATA, END_STREAM, sid, h2raw.grpc_message("x")))
+    block = h2wire.request_block(ECHO, [("x-f%03d" % i, "v") for i in range(600)])
+    conn.send(big_header_block(conn, sid, block) + frame(DATA, END_STREAM, sid, h2wire.grpc_message("x")))
     answer = expect_resource_exhausted(conn, sid, "600 header fields")
     assert_usable(conn, "600 header fields")
     conn.close()
@@ -299,10 +301,10 @@ def header_600_fields(ctx):
 
 def length_prefix_4g(ctx):
     """A gRPC message announcing 4 GiB - 1 bytes: refused before any payload is buffered."""
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.new_sid()
-    conn.send(frame(HEADERS, END_HEADERS, sid, h2raw.request_block(ECHO)) +
+    conn.send(frame(HEADERS, END_HEADERS, sid, h2wire.request_block(ECHO)) +
               frame(DATA, 0, sid, b"\x00\xff\xff\xff\xff" + b"z" * 1000))
     t0 = time.monotonic()
     answer = expect_resource_exhausted(conn, sid, "4 GiB length prefix", within=1.0)
@@ -317,7 +319,7 @@ def length_prefix_4g(ctx):
 def ping_flood_reading(ctx, max_pings=2000):
     """PINGs with no call open, faster than min_client_ping_interval, ACKs read: strikes,
     then GOAWAY ENHANCE_YOUR_CALM 'too_many_pings'."""
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sent = 0
     t0 = time.monotonic()
@@ -341,7 +343,7 @@ def ping_flood_reading(ctx, max_pings=2000):
 def flood_without_reading(ctx, make_frames, count, what):
     """Sends `count` frames, never reading, through a small receive buffer; then drains.
     Returns (frames sent, closed by server, goaway)."""
-    conn = RawConn(ctx.port, rcvbuf=4096)
+    conn = Conn(ctx.port, rcvbuf=4096)
     conn.handshake()
     sent, batch = 0, 1000
     t0 = time.monotonic()
@@ -383,7 +385,7 @@ def settings_flood(ctx, count=100000):
 def empty_frame_flood(ctx, count=1000):
     """DATA frames with no payload and no END_STREAM on an open stream."""
     limit = ctx.flag("max-empty-frames", 10)
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.handshake()
     sid = conn.headers_only(ECHO)
     conn.send(frame(DATA, 0, sid, b"") * count, timeout=3.0)
@@ -403,9 +405,9 @@ def slow_reader(ctx, streams=100, size=1 << 20):
     stalled_stream_timeout, every stream is reset with CANCEL and its handler cancelled."""
     stall_ms = ctx.flag("stalled-stream-timeout-ms", 300000)
     before = snapshot(ctx, DOWNLOAD)
-    conn = RawConn(ctx.port)
+    conn = Conn(ctx.port)
     conn.auto_window = False
-    conn.handshake(settings=[(h2raw.SETTINGS_INITIAL_WINDOW_SIZE, 0)])
+    conn.handshake(settings=[(h2wire.INITIAL_WINDOW_SIZE, 0)])
     out, sids = b"", []
     for _ in range(streams):
         sid, req = conn.call_bytes(DOWNLOAD, str(size))
@@ -437,7 +439,7 @@ def truncated_preface(ctx, conns=20):
     socks = []
     for _ in range(conns):
         s = socket.create_connection(("127.0.0.1", ctx.port), timeout=5)
-        s.sendall(h2raw.PREFACE[:10])
+        s.sendall(h2wire.PREFACE[:10])
         socks.append(s)
     t0 = time.monotonic()
     closed_after = closed_by_server(socks, timeout_ms / 1000.0 + 3.0)
@@ -483,7 +485,7 @@ def tls_garbage(ctx):
     closed = closed_by_server([s], 3.0)
     s.close()
     check(closed[0] is not None, "garbage on the TLS port: connection still open after 3 s")
-    conn = RawConn(ctx.tls_port, tls=True)
+    conn = Conn(ctx.tls_port, tls=True)
     check(conn.sock.selected_alpn_protocol() == "h2", "TLS port: ALPN %s" % conn.sock.selected_alpn_protocol())
     conn.handshake()
     assert_usable(conn, "TLS port after garbage")
@@ -552,7 +554,7 @@ def connection_churn(ctx, total=1000, batch=100, pause_s=0.02):
         for i in range(start, start + batch):
             s = socket.create_connection(("127.0.0.1", ctx.port), timeout=5)
             if i % 3 == 0:
-                s.sendall(h2raw.PREFACE + frame(SETTINGS, 0, 0))
+                s.sendall(h2wire.PREFACE + frame(SETTINGS, 0, 0))
             socks.append(s)
         for i, s in enumerate(socks):
             if (start + i) % 3 == 1:

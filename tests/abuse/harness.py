@@ -12,6 +12,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_report import Report, exit_with  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -358,7 +361,8 @@ class Suite:
 
 
 def main(title, flags, attacks, tls=False, time_limit_s=240):
-    """Entry point of a *_test.py: runs the attacks, prints the table, exits 1 on any failure."""
+    """Entry point of a *_test.py: runs the attacks (one case each), prints the table and the
+    RESULT line (test_report), exits 1 on any failure."""
     # A hung attack must not hang `make test`: the whole file has a hard bound.
     timer = threading.Timer(time_limit_s, lambda: (print("%s: over %d s, giving up" % (title, time_limit_s), flush=True),
                                                    os._exit(3)))
@@ -372,11 +376,12 @@ def main(title, flags, attacks, tls=False, time_limit_s=240):
     finally:
         suite.close()
     print(suite.table())
-    failed = [r for r in suite.rows if r.failures]
-    print("%s: %d attacks, %d failed, %.0f s" % (title, len(suite.rows), len(failed), time.monotonic() - started), flush=True)
+    report = Report()
+    for r in suite.rows:
+        report.record(r.name, not r.failures)
+    print("%s: %d attacks, %d failed, %.0f s" % (title, len(suite.rows), len(report.failed), time.monotonic() - started),
+          flush=True)
     # The server must also stop cleanly: under SANITIZE=1 a leak found at exit (LeakSanitizer)
-    # or any sanitizer report makes its exit status non-zero.
+    # or any sanitizer report makes its exit status non-zero, which fails the file.
     rc = suite.server.proc.returncode
-    if rc != 0:
-        print("%s: abuse-server exited with %s: %s" % (title, rc, suite.server.last_stderr), flush=True)
-    sys.exit(1 if failed or rc != 0 else 0)
+    exit_with(report, None if rc == 0 else "abuse-server exited with %s: %s" % (rc, suite.server.last_stderr))

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../common/grpc_test_client.h"
+#include "../common/h2_frames.h"
 #include "uringrpc/uringrpc.h"
 
 namespace {
@@ -67,9 +68,8 @@ class RawConnection {
     a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return false;
-    static const char kHello[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
-    const size_t len = sizeof kHello - 1;
-    return ::send(fd_, kHello, len, MSG_NOSIGNAL) == static_cast<ssize_t>(len);
+    static const std::string kHello = uringrpc::testing::h2::client_hello();
+    return ::send(fd_, kHello.data(), kHello.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(kHello.size());
   }
 
   // True once the server's first frame (a SETTINGS frame) has arrived, waiting up to

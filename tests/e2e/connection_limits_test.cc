@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../common/grpc_test_client.h"
+#include "../common/h2_frames.h"
 #include "uringrpc/uringrpc.h"
 
 namespace {
@@ -58,7 +59,7 @@ bool closed_by_peer_within(int fd, std::chrono::milliseconds within) {
   return false;
 }
 
-const std::string kPreface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\4\0\0\0\0\0", 9);
+const std::string kPreface = uringrpc::testing::h2::client_hello();
 
 // Reads frames until a GOAWAY (true) or EOF / timeout (false).
 bool goaway_within(int fd, std::chrono::milliseconds within) {

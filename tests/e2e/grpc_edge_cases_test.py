@@ -9,15 +9,16 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from raw_h2 import (  # noqa: E402
-    BLOCK_BRIEFLY, SEED_REQUEST, SEED_RESPONSE, UNARY, Conn, block, grpc_fields, grpc_message, main_with)
+from wire_harness import (  # noqa: E402  (puts tests/common on the path too)
+    BLOCK_BRIEFLY, SEED_REQUEST, SEED_RESPONSE, UNARY, main_with, raw_conn)
+from h2wire import block, grpc_fields, grpc_message  # noqa: E402
 
 OK, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL = "0", "4", "12", "13"
 
 
 def call(port, fields, body=None, limit=5.0):
     """One request on a fresh connection; HEADERS then (if any) the body with END_STREAM."""
-    c = Conn(port)
+    c = raw_conn(port)
     try:
         c.handshake()
         c.headers(1, block(fields), end_stream=body is None)
@@ -73,7 +74,7 @@ def deadlines(port):
              "100000u": (DEADLINE_EXCEEDED, 0.09, 1.5), "1S": (DEADLINE_EXCEEDED, 0.95, 1.9),
              "0m": (DEADLINE_EXCEEDED, 0.0, 1.0), "1H": (OK, 1.9, 6.0), "1M": (OK, 1.9, 6.0),
              "99999999S": (OK, 1.9, 6.0)}
-    c = Conn(port)
+    c = raw_conn(port)
     try:
         c.handshake()
         streams = {}
@@ -126,7 +127,7 @@ def grpc_message_check(expected_fragment):
 
 
 def cases(t):
-    base = grpc_fields()
+    base = grpc_fields(UNARY)
 
     # content-type: application/grpc, optionally +subtype or ;parameters. Anything else is
     # not gRPC: HTTP 415.

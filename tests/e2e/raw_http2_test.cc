@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../common/grpc_test_client.h"
+#include "../common/h2_frames.h"
 #include "uringrpc/uringrpc.h"
 
 namespace {
@@ -38,18 +39,8 @@ using uringrpc::testing::describe;
 using uringrpc::testing::make_channel;
 using uringrpc::testing::unary_call;
 
-constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6, kGoaway = 0x7,
-                  kContinuation = 0x9;
-constexpr uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4, kPadded = 0x8, kPriority = 0x20;
-constexpr uint32_t kProtocolError = 0x1, kCompressionError = 0x9;
-const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-struct Frame {
-  uint8_t type = 0;
-  uint8_t flags = 0;
-  uint32_t stream = 0;
-  std::string payload;
-};
+using namespace uringrpc::testing::h2;
+const std::string kPreface(kClientPreface);
 
 using HeaderBlock = std::vector<std::pair<std::string, std::string>>;
 
@@ -127,61 +118,6 @@ class RawH2Client {
     return true;
   }
 
-  static std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
-    std::string f;
-    uint32_t len = static_cast<uint32_t>(payload.size());
-    f.push_back(static_cast<char>(len >> 16));
-    f.push_back(static_cast<char>(len >> 8));
-    f.push_back(static_cast<char>(len));
-    f.push_back(static_cast<char>(type));
-    f.push_back(static_cast<char>(flags));
-    f.push_back(static_cast<char>((stream >> 24) & 0x7f));
-    f.push_back(static_cast<char>(stream >> 16));
-    f.push_back(static_cast<char>(stream >> 8));
-    f.push_back(static_cast<char>(stream));
-    f.append(payload);
-    return f;
-  }
-
-  // HPACK integer with a 7-bit prefix (string lengths, H bit clear: no Huffman).
-  static void put_length(std::string& out, size_t n) {
-    if (n < 127) {
-      out.push_back(static_cast<char>(n));
-      return;
-    }
-    out.push_back(static_cast<char>(127));
-    n -= 127;
-    while (n >= 128) {
-      out.push_back(static_cast<char>((n & 0x7f) | 0x80));
-      n >>= 7;
-    }
-    out.push_back(static_cast<char>(n));
-  }
-  // "Literal Header Field without Indexing — New Name" (RFC 7541 6.2.2).
-  static std::string literal(std::string_view name, std::string_view value) {
-    std::string out(1, '\0');
-    put_length(out, name.size());
-    out.append(name);
-    put_length(out, value.size());
-    out.append(value);
-    return out;
-  }
-  static std::string request_block(std::string_view path, std::string_view content_type = "application/grpc") {
-    return literal(":method", "POST") + literal(":scheme", "http") + literal(":path", path) +
-           literal(":authority", "localhost") + literal("content-type", content_type) + literal("te", "trailers");
-  }
-  // The 5-byte gRPC message prefix followed by the payload.
-  static std::string grpc_message(std::string_view payload, uint8_t flag = 0) {
-    std::string m(1, static_cast<char>(flag));
-    uint32_t n = static_cast<uint32_t>(payload.size());
-    m.push_back(static_cast<char>(n >> 24));
-    m.push_back(static_cast<char>(n >> 16));
-    m.push_back(static_cast<char>(n >> 8));
-    m.push_back(static_cast<char>(n));
-    m.append(payload);
-    return m;
-  }
-
   bool send_preface() { return send(kPreface + frame(kSettings, 0, 0, "")); }
   bool send_headers(uint32_t stream, const std::string& block, bool end_stream) {
     return send(frame(kHeaders, static_cast<uint8_t>(kEndHeaders | (end_stream ? kEndStream : 0)), stream, block));
@@ -194,20 +130,11 @@ class RawH2Client {
   // Reads one frame; answers SETTINGS and PING so the server never waits on us.
   Read read_frame(Frame& f, Clock::time_point deadline) {
     for (;;) {
-      if (in_.size() >= 9) {
-        size_t len = (static_cast<uint8_t>(in_[0]) << 16) | (static_cast<uint8_t>(in_[1]) << 8) |
-                     static_cast<uint8_t>(in_[2]);
-        if (in_.size() >= 9 + len) {
-          f.type = static_cast<uint8_t>(in_[3]);
-          f.flags = static_cast<uint8_t>(in_[4]);
-          f.stream = ((static_cast<uint8_t>(in_[5]) & 0x7fu) << 24) | (static_cast<uint8_t>(in_[6]) << 16) |
-                     (static_cast<uint8_t>(in_[7]) << 8) | static_cast<uint8_t>(in_[8]);
-          f.payload = in_.substr(9, len);
-          in_.erase(0, 9 + len);
-          if (f.type == kSettings && !(f.flags & kAck)) send(frame(kSettings, kAck, 0, ""));
-          if (f.type == kPing && !(f.flags & kAck)) send(frame(kPing, kAck, 0, f.payload));
-          return Read::kFrame;
-        }
+      if (size_t n = parse_frame(in_, f)) {
+        in_.erase(0, n);
+        if (f.type == kSettings && !(f.flags & kAck)) send(frame(kSettings, kAck, 0, ""));
+        if (f.type == kPing && !(f.flags & kAck)) send(frame(kPing, kAck, 0, f.payload));
+        return Read::kFrame;
       }
       if (eof_) return Read::kEof;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -408,13 +335,13 @@ TEST_F(RawHttp2, HandBuiltValidRequestIsServed) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo"), false));
-  ASSERT_TRUE(c.send_data(1, RawH2Client::grpc_message("raw hello"), true));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_data(1, grpc_message("raw hello"), true));
   StreamResponse r = c.read_response(1);
   ASSERT_TRUE(r.ended) << r.describe();
   EXPECT_EQ(r.header(":status"), "200") << r.describe();
   EXPECT_EQ(r.header("grpc-status"), "0") << r.describe();
-  EXPECT_EQ(r.data, RawH2Client::grpc_message("raw hello"));
+  EXPECT_EQ(r.data, grpc_message("raw hello"));
   EXPECT_TRUE(r.decode_error.empty()) << r.decode_error;
 }
 
@@ -474,8 +401,8 @@ TEST_F(RawHttp2, TextPlainContentTypeGets415) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo", "text/plain"), false));
-  c.send_data(1, RawH2Client::grpc_message("x"), true);
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo", "localhost", "text/plain"), false));
+  c.send_data(1, grpc_message("x"), true);
   StreamResponse r = c.read_response(1);
   EXPECT_TRUE(r.ended || r.rst) << r.describe();
   EXPECT_EQ(r.header(":status"), "415") << r.describe();
@@ -488,18 +415,18 @@ TEST_F(RawHttp2, FourGiBLengthPrefixGetsResourceExhaustedAtOnce) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo"), false));
   // Only the prefix, no END_STREAM: the server must answer from the prefix alone.
   ASSERT_TRUE(c.send_data(1, std::string("\x00\xff\xff\xff\xff", 5), false));
   StreamResponse r = c.read_response(1);
   EXPECT_EQ(r.header("grpc-status"), "8") << r.describe();
   EXPECT_EQ(echo_calls_.load(), 0);
   // The connection itself is fine: a valid request on another stream is served.
-  ASSERT_TRUE(c.send_headers(3, RawH2Client::request_block("/e2e.Raw/Echo"), false));
-  ASSERT_TRUE(c.send_data(3, RawH2Client::grpc_message("next"), true));
+  ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_data(3, grpc_message("next"), true));
   StreamResponse next = c.read_response(3);
   EXPECT_EQ(next.header("grpc-status"), "0") << next.describe();
-  EXPECT_EQ(next.data, RawH2Client::grpc_message("next"));
+  EXPECT_EQ(next.data, grpc_message("next"));
   expect_server_healthy();
 }
 
@@ -507,8 +434,8 @@ TEST_F(RawHttp2, MessageFlagByteTwoGetsInternal) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo"), false));
-  ASSERT_TRUE(c.send_data(1, RawH2Client::grpc_message("x", 2), true));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_data(1, grpc_message("x", 2), true));
   StreamResponse r = c.read_response(1);
   EXPECT_EQ(r.header("grpc-status"), "13") << r.describe();
   EXPECT_EQ(echo_calls_.load(), 0);
@@ -519,7 +446,7 @@ TEST_F(RawHttp2, BodyEndingInsideMessagePrefixGetsInternal) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo"), false));
   ASSERT_TRUE(c.send_data(1, std::string("\x00\x00\x00", 3), true));  // 3 of 5 prefix bytes
   StreamResponse r = c.read_response(1);
   EXPECT_EQ(r.header("grpc-status"), "13") << r.describe();
@@ -531,7 +458,7 @@ TEST_F(RawHttp2, BodyEndingInsideMessagePayloadGetsInternal) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo"), false));
   ASSERT_TRUE(c.send_data(1, std::string("\x00\x00\x00\x00\x0a" "abc", 8), true));  // 3 of 10 bytes
   StreamResponse r = c.read_response(1);
   EXPECT_EQ(r.header("grpc-status"), "13") << r.describe();
@@ -544,10 +471,10 @@ TEST_F(RawHttp2, PeerVanishingMidRequestBreaksNothing) {
     ASSERT_TRUE(c.connected());
     ASSERT_TRUE(c.send_preface());
     // Stream 1: a running bidi handler waiting on its next read.
-    ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Wait"), false));
-    ASSERT_TRUE(c.send_data(1, RawH2Client::grpc_message("first"), false));
+    ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Wait"), false));
+    ASSERT_TRUE(c.send_data(1, grpc_message("first"), false));
     // Stream 3: half a message.
-    ASSERT_TRUE(c.send_headers(3, RawH2Client::request_block("/e2e.Raw/Echo"), false));
+    ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo"), false));
     ASSERT_TRUE(c.send_data(3, std::string("\x00\x00\x00\x00\x10" "abc", 8), false));
     ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
     EXPECT_EQ(wait_destroyed_.load(), 0);
@@ -562,17 +489,17 @@ TEST_F(RawHttp2, PeerResettingStreamWithRstStreamCancelsHandler) {
   RawH2Client c(port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send_preface());
-  ASSERT_TRUE(c.send_headers(1, RawH2Client::request_block("/e2e.Raw/Wait"), false));
-  ASSERT_TRUE(c.send_data(1, RawH2Client::grpc_message("first"), false));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Wait"), false));
+  ASSERT_TRUE(c.send_data(1, grpc_message("first"), false));
   ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
-  ASSERT_TRUE(c.send(RawH2Client::frame(kRstStream, 0, 1, std::string("\x00\x00\x00\x08", 4))));  // CANCEL
+  ASSERT_TRUE(c.send(frame(kRstStream, 0, 1, std::string("\x00\x00\x00\x08", 4))));  // CANCEL
   EXPECT_TRUE(wait_until([&] { return wait_destroyed_.load() == 1; }, 1s));
   // The connection carries on.
-  ASSERT_TRUE(c.send_headers(3, RawH2Client::request_block("/e2e.Raw/Echo"), false));
-  ASSERT_TRUE(c.send_data(3, RawH2Client::grpc_message("after rst"), true));
+  ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_data(3, grpc_message("after rst"), true));
   StreamResponse r = c.read_response(3);
   EXPECT_EQ(r.header("grpc-status"), "0") << r.describe();
-  EXPECT_EQ(r.data, RawH2Client::grpc_message("after rst"));
+  EXPECT_EQ(r.data, grpc_message("after rst"));
 }
 
 }  // namespace

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_report import Report  # noqa: E402
 
 # name -> number of arguments (man/uringrpc-perf.7 documents what they are)
 EXPECTED = {
@@ -55,23 +57,36 @@ def section_range(binary, name):
 
 
 def main():
+    """One case per expected probe, one for the .probes section, one for probes this test
+    does not know; each prints PASS/FAIL with its problems."""
+    report = Report()
     build = os.environ.get("BUILD", "build")
     binary = os.path.join(build, "bin", "example-server")
     if not os.path.exists(binary):
         print(f"FAIL: {binary} not built")
-        return 1
+        report.record("binary", False)
+        return report.finish()
     out = subprocess.run(["readelf", "-n", binary], capture_output=True, text=True, timeout=60,
                          check=True).stdout
     notes = [n for n in parse_notes(out) if n.get("provider") == PROVIDER]
     probes_section = section_range(binary, ".probes")
-    problems = []
-    if probes_section is None:
-        problems.append("no .probes section (semaphores missing)")
+    counts = {name: sum(1 for n in notes if n.get("name") == name) for name in EXPECTED}
+    print(f"{binary}: {len(notes)} {PROVIDER} probe sites: "
+          + ", ".join(f"{k}×{v}" for k, v in counts.items()))
+
+    def case(case_id, problems):
+        for p in problems:
+            print(f"FAIL: {case_id}: {p}")
+        if not problems:
+            print(f"PASS: {case_id}")
+        report.record(case_id, not problems)
+
+    case(".probes section", [] if probes_section else ["no .probes section (semaphores missing)"])
     for name, nargs in EXPECTED.items():
+        problems = []
         sites = [n for n in notes if n.get("name") == name]
         if not sites:
             problems.append(f"probe {PROVIDER}:{name} missing")
-            continue
         for site in sites:
             if len(site.get("args", [])) != nargs:
                 problems.append(f"{PROVIDER}:{name}: {len(site.get('args', []))} arguments, expected {nargs}")
@@ -80,17 +95,11 @@ def main():
                 problems.append(f"{PROVIDER}:{name}: no semaphore")
             elif probes_section and not probes_section[0] <= sem < probes_section[1]:
                 problems.append(f"{PROVIDER}:{name}: semaphore 0x{sem:x} outside .probes")
+        case(f"{PROVIDER}:{name}", problems)
     unknown = sorted({n.get("name") for n in notes} - set(EXPECTED))
-    if unknown:
-        problems.append(f"probes not covered by this test (add them here and to uringrpc-perf.7): {unknown}")
-    counts = {name: sum(1 for n in notes if n.get("name") == name) for name in EXPECTED}
-    print(f"{binary}: {len(notes)} {PROVIDER} probe sites: "
-          + ", ".join(f"{k}×{v}" for k, v in counts.items()))
-    for p in problems:
-        print("FAIL:", p)
-    if not problems:
-        print("PASS: usdt_probes_test")
-    return 1 if problems else 0
+    case("no unknown probes",
+         [f"probes not covered by this test (add them here and to uringrpc-perf.7): {unknown}"] if unknown else [])
+    return report.finish()
 
 
 if __name__ == "__main__":

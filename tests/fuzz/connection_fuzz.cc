@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "../common/h2_frames.h"
+#include "../common/memory_transport.h"
 #include "fuzz_check.h"
 #include "loop/shard.h"
 #include "response_checker.h"
@@ -146,85 +148,48 @@ struct Env {
 
 // --- the in-memory connection ------------------------------------------------------------
 
-// Plays transport::Connection's part on the shard thread: output is produced at the end
-// of the loop turn in which it was asked for, and "close after flush" closes right after
-// that output (there is no kernel to wait for).
-class MemoryTransport final : public transport::Transport, public loop::TurnHook {
+// Plays transport::Connection's part on the shard thread over the tests' MemoryTransport:
+// output is produced at the end of the loop turn in which it was asked for, and "close
+// after flush" closes right after that output (there is no kernel to wait for). Every
+// byte goes through the response checker; the start of the answer is kept for FUZZ_OUTPUT.
+class TurnEndConnection final : public loop::TurnHook {
  public:
-  explicit MemoryTransport(loop::Shard& shard) : shard_(shard) {}
-
-  void set_handler(transport::ConnectionHandler* h) { handler_ = h; }
-  void set_read_rate(size_t bytes_per_turn) { read_rate_ = bytes_per_turn; }
-  bool closed() const { return closed_; }
-  bool reading_paused() const { return paused_; }
-  size_t unread() const { return unread_; }
-
-  // The client reads its share of what was sent. Like a send completing on a socket, that
-  // lets the session produce again and re-judge its backpressure.
-  void client_reads() {
-    if (unread_ == 0 || closed_) return;
-    unread_ -= std::min(unread_, read_rate_);
-    request_flush();
-  }
-  const std::string& output() const { return output_; }
-
-  // The peer went away: what Connection does on EOF.
-  void peer_closed() {
-    if (closed_) return;
-    closed_ = true;
-    handler_->on_closed();
+  explicit TurnEndConnection(loop::Shard& shard) : shard_(shard) {
+    transport_.set_on_flush([this] { shard_.at_turn_end(this); });
   }
 
-  void request_flush() override {
-    if (!closed_) shard_.at_turn_end(this);
-  }
-  void close_after_flush() override {
-    closing_ = true;
-    request_flush();
-  }
-  // Connection::abort closes at once and tells the handler from inside the call; so do we.
-  void abort() override { peer_closed(); }
-  const std::string& peer() const override { return peer_; }
+  testing::MemoryTransport& transport() { return transport_; }
+  void set_handler(transport::ConnectionHandler* h) { transport_.set_handler(h); }
+  void set_read_rate(size_t bytes_per_turn) { transport_.set_read_rate(bytes_per_turn); }
+  void request_flush() { transport_.request_flush(); }
+  void close_after_flush() { transport_.close_after_flush(); }
+  void client_reads() { transport_.client_reads(); }
+  void peer_closed() { transport_.peer_closed(); }
+  bool closed() const { return transport_.closed; }
   // Reading is the driver's job here: it skips reads while paused, as Connection does.
-  void pause_reading() override { paused_ = true; }
-  void resume_reading() override { paused_ = false; }
-  // As on a socket, what is being produced right now counts as queued too.
-  size_t queued_output_bytes() const override { return unread_ + (producing_ ? producing_->bytes() : 0); }
+  bool reading_paused() const { return transport_.paused; }
+  size_t unread() const { return transport_.unread(); }
+  const std::string& output() const { return output_; }
+  size_t output_bytes() const { return output_bytes_; }
 
   void on_turn_end() noexcept override {
-    if (closed_) return;
-    transport::OutputQueue out;
-    producing_ = &out;
-    handler_->produce_output(out, kBudget);
-    producing_ = nullptr;
-    out.copy_to(scratch_);
+    if (transport_.closed) return;
+    transport_.drain(scratch_, kBudget);
     checker_.feed(scratch_);
     output_bytes_ += scratch_.size();
-    if (read_rate_ != 0) unread_ += scratch_.size();
-    // The start of the answer is kept for FUZZ_OUTPUT; the checker has seen all of it.
     if (output_.size() < kKeep) output_.append(scratch_, 0, kKeep - output_.size());
     scratch_.clear();
-    if (closing_) peer_closed();
   }
-
-  size_t output_bytes() const { return output_bytes_; }
 
  private:
   static constexpr size_t kBudget = 64u << 10;
   static constexpr size_t kKeep = 64u << 10;
   loop::Shard& shard_;
-  transport::ConnectionHandler* handler_ = nullptr;
-  std::string peer_ = "fuzz:memory";
+  testing::MemoryTransport transport_{"fuzz:memory"};
   fuzz::ResponseChecker checker_;
   std::string output_;
   std::string scratch_;
   size_t output_bytes_ = 0;
-  size_t read_rate_ = 0;
-  size_t unread_ = 0;  // sent but not read by the client yet ("in the socket")
-  const transport::OutputQueue* producing_ = nullptr;
-  bool paused_ = false;
-  bool closing_ = false;
-  bool closed_ = false;
 };
 
 // --- one input, run on the shard thread ----------------------------------------------------
@@ -244,9 +209,6 @@ struct Options {
         tight(b & 0x80) {}
 };
 
-constexpr std::string_view kPreface{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-                                    "\x00\x00\x00\x04\x00\x00\x00\x00\x00",
-                                    24 + 9};
 
 // Loop turns to let handlers finish after the last read before the peer hangs up. Each
 // turn runs every ready coroutine, so a few suffice unless output keeps flowing.
@@ -261,7 +223,7 @@ class Run {
   Run(Env& env, const uint8_t* data, size_t size)
       : env_(env), options_(data[0]), transport_(env.shard) {
     std::string bytes;
-    if (options_.add_preface) bytes.assign(kPreface);
+    if (options_.add_preface) bytes = testing::h2::client_hello();
     bytes.append(reinterpret_cast<const char*>(data + 1), size - 1);
     input_ = std::move(bytes);
     seed_ = data[0] * 2654435761u + static_cast<uint32_t>(size);
@@ -279,7 +241,7 @@ class Run {
  private:
   void start() {
     const Config& c = options_.tight ? env_.tight : env_.normal;
-    calls_ = new rpc::ConnectionCalls(env_.shard, transport_, c.rpc, c.http2);
+    calls_ = new rpc::ConnectionCalls(env_.shard, transport_.transport(), c.rpc, c.http2);
     calls_->set_on_gone([this] {
       gone_ = true;
       maybe_finish();
@@ -362,7 +324,7 @@ class Run {
 
   Env& env_;
   Options options_;
-  MemoryTransport transport_;
+  TurnEndConnection transport_;
   rpc::ConnectionCalls* calls_ = nullptr;  // frees itself
   std::string input_;
   Bytes input_bytes_;

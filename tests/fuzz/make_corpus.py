@@ -5,23 +5,17 @@
 # writes are committed; `make fuzz` only reads them.
 import os
 import struct
+import sys
 
 import hpack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from h2wire import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED,  # noqa: E402
+                    PING, RST_STREAM, SETTINGS, WINDOW_UPDATE, frame, grpc_message)
 
-# --- HTTP/2 and gRPC framing ---------------------------------------------------------------
-
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
-END_STREAM, ACK, END_HEADERS, PADDED = 0x1, 0x1, 0x4, 0x8
-
-
-def frame(ftype, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
-
-
-def message(payload, flag=0):
-    return bytes([flag]) + struct.pack(">I", len(payload)) + payload
+# --- HTTP/2 and gRPC framing: tests/common/h2wire.py --------------------------------------
 
 
 class Client:
@@ -64,21 +58,21 @@ GRACEFUL, CANCEL_ALL, TIGHT = 0x20, 0x40, 0x80
 
 def connection_seeds():
     seeds = {}
-    seeds["unary_echo"] = (PREFACE, Client().headers(1).data(1, message(b"hello"), end_stream=True))
+    seeds["unary_echo"] = (PREFACE, Client().headers(1).data(1, grpc_message(b"hello"), end_stream=True))
 
     c = Client()
     for sid, first in ((1, b"A"), (3, b"T"), (5, b"C"), (7, b"plain")):
-        c.headers(sid).data(sid, message(first + b" request"), end_stream=True)
-    c.headers(9, extra=[("x-user", "fuzz"), ("x-trace-bin", "AAEC")]).data(9, message(b"M echo metadata"), end_stream=True)
+        c.headers(sid).data(sid, grpc_message(first + b" request"), end_stream=True)
+    c.headers(9, extra=[("x-user", "fuzz"), ("x-trace-bin", "AAEC")]).data(9, grpc_message(b"M echo metadata"), end_stream=True)
     seeds["unary_variants"] = (PREFACE | chunking(5), c)
 
     seeds["server_stream_deadline"] = (
         PREFACE | chunking(1),
         Client().headers(1, "/fuzz.Echo/ServerStream", extra=[("grpc-timeout", "1S")])
-        .data(1, message(b"\x03three"), end_stream=True))
+        .data(1, grpc_message(b"\x03three"), end_stream=True))
 
     # Four messages cut so that prefixes and payloads straddle DATA frames; one padded frame.
-    stream = b"".join(message(bytes([65 + i]) * (i * 7)) for i in range(4))
+    stream = b"".join(grpc_message(bytes([65 + i]) * (i * 7)) for i in range(4))
     padded = bytes([3]) + stream[10:20] + b"\x00" * 3
     seeds["client_stream_split"] = (
         PREFACE | chunking(3),
@@ -87,11 +81,11 @@ def connection_seeds():
 
     seeds["bidi_ping_window"] = (
         PREFACE,
-        Client().headers(1, "/fuzz.Echo/Bidi").data(1, message(b"one"))
-        .raw(frame(PING, 0, 0, b"12345678")).data(1, message(b"two"))
+        Client().headers(1, "/fuzz.Echo/Bidi").data(1, grpc_message(b"one"))
+        .raw(frame(PING, 0, 0, b"12345678")).data(1, grpc_message(b"two"))
         .raw(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 20)))
         .raw(frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 4096)))
-        .data(1, message(b"three")).data(1, b"", end_stream=True))
+        .data(1, grpc_message(b"three")).data(1, b"", end_stream=True))
 
     base = [(":method", "POST"), (":scheme", "http"), (":path", "/fuzz.Echo/Unary"), (":authority", "fuzz")]
     c = Client()
@@ -106,24 +100,24 @@ def connection_seeds():
 
     seeds["client_reset"] = (
         PREFACE,
-        Client().headers(1, "/fuzz.Echo/Bidi").data(1, message(b"x"))
+        Client().headers(1, "/fuzz.Echo/Bidi").data(1, grpc_message(b"x"))
         .raw(frame(RST_STREAM, 0, 1, struct.pack(">I", 8))))
 
     c = Client()
     for sid in (1, 3, 5):
         c.headers(sid, "/fuzz.Echo/ClientStream")
-    c.data(1, message(b"y" * 100), end_stream=True).data(3, message(b"z" * 40) * 3, end_stream=True)
+    c.data(1, grpc_message(b"y" * 100), end_stream=True).data(3, grpc_message(b"z" * 40) * 3, end_stream=True)
     seeds["tight_limits"] = (PREFACE | TIGHT | chunking(2), c)
 
     seeds["graceful_shutdown"] = (
         PREFACE | GRACEFUL,
-        Client().headers(1).raw(frame(PING, ACK, 0, b"urpcstop")).data(1, message(b"late"), end_stream=True)
+        Client().headers(1).raw(frame(PING, ACK, 0, b"urpcstop")).data(1, grpc_message(b"late"), end_stream=True)
         .headers(3, end_stream=True))
 
     seeds["cancel_all"] = (
         PREFACE | CANCEL_ALL,
-        Client().headers(1, "/fuzz.Echo/ClientStream").data(1, message(b"pending"))
-        .headers(3, "/fuzz.Echo/Bidi").data(3, message(b"open")))
+        Client().headers(1, "/fuzz.Echo/ClientStream").data(1, grpc_message(b"pending"))
+        .headers(3, "/fuzz.Echo/Bidi").data(3, grpc_message(b"open")))
 
     c = Client()
     block = c.enc.encode([(":method", "POST"), (":scheme", "http"), (":path", "/fuzz.Echo/Unary"),
@@ -131,14 +125,14 @@ def connection_seeds():
                          huffman=False)
     c.raw(frame(HEADERS, 0, 1, block[:20]) + frame(CONTINUATION, 0, 1, block[20:40])
           + frame(CONTINUATION, END_HEADERS, 1, block[40:]))
-    c.data(1, message(b"continued"), end_stream=True)
+    c.data(1, grpc_message(b"continued"), end_stream=True)
     seeds["continuation"] = (PREFACE | chunking(4), c)
 
     seeds["bad_messages"] = (
         PREFACE,
-        Client().headers(1).data(1, message(b"zipped", flag=1), end_stream=True)
-        .headers(3).data(3, message(b"flag", flag=2), end_stream=True)
-        .headers(5).data(5, message(b"truncated")[:8], end_stream=True)
+        Client().headers(1).data(1, grpc_message(b"zipped", flag=1), end_stream=True)
+        .headers(3).data(3, grpc_message(b"flag", flag=2), end_stream=True)
+        .headers(5).data(5, grpc_message(b"truncated")[:8], end_stream=True)
         .raw(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0))))
 
     # The peer limits of the small-limits configuration, one seed each.
@@ -152,12 +146,12 @@ def connection_seeds():
     seeds["tight_empty_frames"] = (PREFACE | TIGHT, c)
     c = Client()
     for sid in range(1, 13, 2):  # each answered with trailers and our RST_STREAM
-        c.headers(sid).data(sid, message(b"z", flag=1))
+        c.headers(sid).data(sid, grpc_message(b"z", flag=1))
     seeds["tight_reset_burst"] = (PREFACE | TIGHT, c)
     c = Client()
     for sid in (1, 3):  # about 1 KiB of responses to a client that reads 32 bytes a turn
-        c.headers(sid, "/fuzz.Echo/ServerStream").data(sid, message(b"\x08" + b"s" * 59), end_stream=True)
-    c.headers(5).data(5, message(b"after the pause"), end_stream=True)
+        c.headers(sid, "/fuzz.Echo/ServerStream").data(sid, grpc_message(b"\x08" + b"s" * 59), end_stream=True)
+    c.headers(5).data(5, grpc_message(b"after the pause"), end_stream=True)
     seeds["tight_slow_reader"] = (PREFACE | TIGHT, c)
 
     seeds["no_preface_http1"] = (0x00, Client().raw(b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n"))
@@ -167,14 +161,14 @@ def connection_seeds():
 def deframer_seeds():
     def d(limit, seed, stream):
         return struct.pack(">H", limit) + bytes([seed]) + stream
-    two = message(b"first") + message(b"second, longer")
+    two = grpc_message(b"first") + grpc_message(b"second, longer")
     return {
         "two_messages": d(0xFFFF, 0, two),
         "two_messages_split": d(0xFFFF, 7, two),
-        "empty_and_compressed": d(0xFFFF, 1, message(b"") + message(b"packed", flag=1)),
-        "too_large": d(16, 3, message(b"x" * 17)),
-        "bad_flag": d(0xFFFF, 0, message(b"bad", flag=2)),
-        "partial": d(0xFFFF, 9, message(b"y" * 300)[:120]),
+        "empty_and_compressed": d(0xFFFF, 1, grpc_message(b"") + grpc_message(b"packed", flag=1)),
+        "too_large": d(16, 3, grpc_message(b"x" * 17)),
+        "bad_flag": d(0xFFFF, 0, grpc_message(b"bad", flag=2)),
+        "partial": d(0xFFFF, 9, grpc_message(b"y" * 300)[:120]),
     }
 
 

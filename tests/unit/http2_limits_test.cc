@@ -9,31 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "../common/h2_frames.h"
+#include "../common/memory_transport.h"
 #include "http2/session.h"
 
 namespace uringrpc::http2 {
 namespace {
 
-constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6, kWindowUpdate = 0x8;
-constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
-
-class RecordingTransport final : public transport::Transport {
- public:
-  void request_flush() override {}
-  void close_after_flush() override { closing = true; }
-  void abort() override { aborted = true; }
-  const std::string& peer() const override { return peer_; }
-  void handshake_complete() override { handshake_done = true; }
-  void pause_reading() override { paused = true; }
-  void resume_reading() override { paused = false; }
-  bool closing = false;
-  bool aborted = false;
-  bool handshake_done = false;
-  bool paused = false;
-
- private:
-  std::string peer_ = "test:memory";
-};
+using testing::MemoryTransport;
+using namespace testing::h2;
 
 struct Listener final : StreamListener {
   void on_request(Stream& s, bool) noexcept override {
@@ -47,35 +31,13 @@ struct Listener final : StreamListener {
   std::vector<Stream*> streams;
 };
 
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
-  std::string f;
-  uint32_t len = static_cast<uint32_t>(payload.size());
-  for (int shift : {16, 8, 0}) f.push_back(static_cast<char>(len >> shift));
-  f.push_back(static_cast<char>(type));
-  f.push_back(static_cast<char>(flags));
-  for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>(stream >> shift));
-  f.append(payload);
-  return f;
-}
-
-// HPACK "literal header field without indexing, new name", lengths < 127, no Huffman.
-std::string literal(std::string_view name, std::string_view value) {
-  std::string out(1, '\0');
-  out.push_back(static_cast<char>(name.size()));
-  out.append(name);
-  out.push_back(static_cast<char>(value.size()));
-  out.append(value);
-  return out;
-}
-
 std::string request_block(std::string_view extra_name = {}, std::string_view extra_value = {}) {
-  std::string b = literal(":method", "POST") + literal(":scheme", "http") + literal(":path", "/a.B/C") +
-                  literal(":authority", "x") + literal("content-type", "application/grpc") + literal("te", "trailers");
+  std::string b = testing::h2::request_block("/a.B/C", "x");
   if (!extra_name.empty()) b += literal(extra_name, extra_value);
   return b;
 }
 
-const std::string kPreface = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(kSettings, 0, 0, "");
+const std::string kPreface = client_hello();
 
 // What came back from the server: frames parsed by hand, header blocks decoded with
 // nghttp2's HPACK inflater (a client session would reject replies to raw requests).
@@ -94,39 +56,34 @@ struct Observer {
   Observer() { nghttp2_hd_inflate_new(&inflater); }
   ~Observer() { nghttp2_hd_inflate_del(inflater); }
 
-  static uint32_t be32(const std::string& b, size_t at) {
-    return (uint32_t{static_cast<uint8_t>(b[at])} << 24) | (uint32_t{static_cast<uint8_t>(b[at + 1])} << 16) |
-           (uint32_t{static_cast<uint8_t>(b[at + 2])} << 8) | uint32_t{static_cast<uint8_t>(b[at + 3])};
-  }
   void input(const transport::OutputQueue& q) {
     std::string b;
     q.copy_to(b);
-    for (size_t at = 0; at + 9 <= b.size();) {
-      size_t len = (be32(b, at) >> 8);
-      uint8_t type = static_cast<uint8_t>(b[at + 3]), flags = static_cast<uint8_t>(b[at + 4]);
-      uint32_t stream = be32(b, at + 5) & 0x7fffffff;
-      ASSERT_LE(at + 9 + len, b.size()) << "truncated frame";
-      std::string payload = b.substr(at + 9, len);
-      at += 9 + len;
-      if (type == NGHTTP2_GOAWAY) {
+    std::string_view rest = b;
+    Frame f;
+    while (size_t n = parse_frame(rest, f)) {
+      rest.remove_prefix(n);
+      const std::string& payload = f.payload;
+      if (f.type == NGHTTP2_GOAWAY) {
         goaway_error = be32(payload, 4);
         goaway_debug = payload.substr(8);
-      } else if (type == NGHTTP2_PING) {
-        ++(flags & NGHTTP2_FLAG_ACK ? ping_acks : pings);
-      } else if (type == NGHTTP2_RST_STREAM) {
-        resets.emplace_back(stream, be32(payload, 0));
-      } else if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
+      } else if (f.type == NGHTTP2_PING) {
+        ++(f.flags & NGHTTP2_FLAG_ACK ? ping_acks : pings);
+      } else if (f.type == NGHTTP2_RST_STREAM) {
+        resets.emplace_back(f.stream, be32(payload, 0));
+      } else if (f.type == NGHTTP2_SETTINGS && !(f.flags & NGHTTP2_FLAG_ACK)) {
         for (size_t i = 0; i + 6 <= payload.size(); i += 6) {
           uint16_t id = static_cast<uint16_t>((static_cast<uint8_t>(payload[i]) << 8) | static_cast<uint8_t>(payload[i + 1]));
           if (id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) max_concurrent_streams = be32(payload, i + 2);
         }
-      } else if (type == NGHTTP2_DATA) {
+      } else if (f.type == NGHTTP2_DATA) {
         data += payload;
-        if (flags & NGHTTP2_FLAG_END_STREAM) data_ended = true;
-      } else if (type == NGHTTP2_HEADERS) {
+        if (f.flags & NGHTTP2_FLAG_END_STREAM) data_ended = true;
+      } else if (f.type == NGHTTP2_HEADERS) {
         inflate(payload);
       }
     }
+    ASSERT_TRUE(rest.empty()) << "truncated frame";
   }
   void inflate(const std::string& block) {
     auto* in = reinterpret_cast<const uint8_t*>(block.data());
@@ -170,7 +127,7 @@ struct Harness {
   void at(uint64_t ms) { wheel.advance(ms); }
 
   loop::TimerWheel wheel{0};
-  RecordingTransport transport;
+  MemoryTransport transport;
   Listener listener;
   SessionSettings settings;
   Session server;

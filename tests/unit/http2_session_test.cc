@@ -9,25 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "../common/memory_transport.h"
 #include "base/page_pool.h"
 #include "http2/session.h"
 
 namespace uringrpc::http2 {
 namespace {
 
-class MemoryTransport final : public transport::Transport {
- public:
-  void request_flush() override { ++flushes; }
-  void close_after_flush() override { closing = true; }
-  void abort() override { aborted = true; }
-  const std::string& peer() const override { return peer_; }
-  int flushes = 0;
-  bool closing = false;
-  bool aborted = false;
-
- private:
-  std::string peer_ = "test:memory";
-};
+using testing::MemoryTransport;
 
 struct Listener final : StreamListener {
   void on_request(Stream& s, bool) noexcept override {

@@ -6,23 +6,13 @@
 #include <memory>
 #include <string>
 
+#include "../common/memory_transport.h"
 #include "http2/session.h"
 
 namespace uringrpc::http2 {
 namespace {
 
-class IdentityTransport final : public transport::Transport {
- public:
-  void request_flush() override {}
-  void close_after_flush() override {}
-  void abort() override {}
-  const std::string& peer() const override { return peer_; }
-  std::shared_ptr<const PeerIdentity> peer_identity() const override { return identity; }
-  std::shared_ptr<const PeerIdentity> identity;
-
- private:
-  std::string peer_ = "test:identity";
-};
+using testing::MemoryTransport;
 
 struct NullListener final : StreamListener {
   void on_request(Stream&, bool) noexcept override {}
@@ -38,7 +28,7 @@ TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
   SessionSettings settings;
   std::unique_ptr<Session> session;
   {
-    auto transport = std::make_unique<IdentityTransport>();
+    auto transport = std::make_unique<MemoryTransport>("test:identity");
     auto id = std::make_shared<PeerIdentity>();
     id->subject = "CN=someone";
     id->verified = true;
@@ -55,13 +45,7 @@ TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
 
 TEST(MtlsHttp2Session, NoIdentityOnATransportWithoutTls) {
   NullListener listener;
-  struct Plain final : transport::Transport {
-    void request_flush() override {}
-    void close_after_flush() override {}
-    void abort() override {}
-    const std::string& peer() const override { return name; }
-    std::string name = "test:plain";
-  } transport;
+  MemoryTransport transport("test:plain");
   SessionSettings settings;
   Session session(transport, settings, listener);
   EXPECT_EQ(session.peer_identity(), nullptr);
