@@ -116,7 +116,7 @@ void add_methods(uringrpc::Server& server, std::atomic<int>& cancelled_handlers)
 TEST(ConnectionLimits, SilentPeerIsClosedWhenThePrefaceDeadlinePasses) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.handshake_timeout = 300ms;
+  options.connection.handshake_timeout = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -140,7 +140,7 @@ TEST(ConnectionLimits, SilentPeerIsClosedWhenThePrefaceDeadlinePasses) {
 TEST(ConnectionLimits, IdleConnectionGetsGoawayAndTheClientReconnectsForTheNextCall) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_idle = 300ms;
+  options.connection.max_idle = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -166,7 +166,7 @@ TEST(ConnectionLimits, IdleConnectionGetsGoawayAndTheClientReconnectsForTheNextC
 TEST(ConnectionLimits, BusyConnectionIsNotIdle) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_idle = 300ms;
+  options.connection.max_idle = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -184,8 +184,8 @@ TEST(ConnectionLimits, BusyConnectionIsNotIdle) {
 TEST(ConnectionLimits, MaxConnectionAgeGraceCancelsCallsStillRunning) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_age = 300ms;
-  options.max_connection_age_grace = 300ms;
+  options.connection.max_age = 300ms;
+  options.connection.max_age_grace = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -207,7 +207,7 @@ TEST(ConnectionLimits, MaxConnectionAgeGraceCancelsCallsStillRunning) {
 TEST(ConnectionLimits, StreamWhoseReaderStopsIsResetAfterTheStallTimeout) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.stalled_stream_timeout = 400ms;
+  options.calls.stalled_stream_timeout = 400ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -227,7 +227,7 @@ TEST(ConnectionLimits, StreamWhoseReaderStopsIsResetAfterTheStallTimeout) {
 TEST(ConnectionLimits, NewCallsGetResourceExhaustedWhileTheMemoryBudgetIsSpent) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_buffered_bytes = 256u << 10;
+  options.calls.max_buffered_bytes = 256u << 10;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);

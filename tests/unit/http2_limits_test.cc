@@ -10,12 +10,16 @@
 #include <vector>
 
 #include "http2/session.h"
+#include "server/layer_options.h"
 
 namespace uringrpc::http2 {
 namespace {
 
 constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6, kWindowUpdate = 0x8;
 constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
+
+// The server's defaults (ServerOptions{}); each test changes the limit it walks.
+SessionSettings defaults() { return server::session_settings(ServerOptions{}); }
 
 class RecordingTransport final : public transport::Transport {
  public:
@@ -158,7 +162,7 @@ struct Observer {
 };
 
 struct Harness {
-  explicit Harness(SessionSettings s = {}) : settings(s), server(transport, settings, listener, &wheel) {}
+  explicit Harness(SessionSettings s = defaults()) : settings(s), server(transport, settings, listener, &wheel) {}
   // Feeds raw client bytes; returns what Session::on_bytes said (false: closing).
   bool send(const std::string& bytes) { return server.on_bytes(Bytes(bytes)); }
   // Everything the server has to say, decoded by the observer.
@@ -187,7 +191,7 @@ TEST(Http2Limits, ThePrefaceAndFirstSettingsCompleteTheHandshake) {
 }
 
 TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershootingIt) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_concurrent_streams = 3;
   Harness h(s);
   h.drain();
@@ -204,7 +208,7 @@ TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershooti
 }
 
 TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_header_list_bytes = 1024;
   Harness h(s);
   std::string block = request_block();
@@ -228,7 +232,7 @@ TEST(Http2Limits, HeaderListWithinTheLimitIsKept) {
 }
 
 TEST(Http2Limits, PingsFasterThanAllowedGetGoawayTooManyPingsAfterTheStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 2;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);
@@ -251,7 +255,7 @@ TEST(Http2Limits, PingsFasterThanAllowedGetGoawayTooManyPingsAfterTheStrikes) {
 }
 
 TEST(Http2Limits, PingsSpacedByTheMinimumIntervalAreNeverStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 1;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);
@@ -265,7 +269,7 @@ TEST(Http2Limits, PingsSpacedByTheMinimumIntervalAreNeverStrikes) {
 }
 
 TEST(Http2Limits, SendingAResponseForgivesPingStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 1;
   s.min_ping_interval_ms = 1000;
   s.min_ping_interval_idle_ms = 1000;
@@ -284,7 +288,7 @@ TEST(Http2Limits, SendingAResponseForgivesPingStrikes) {
 }
 
 TEST(Http2Limits, TooManyEmptyDataFramesInARowGetGoawayEnhanceYourCalm) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 10;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
@@ -297,7 +301,7 @@ TEST(Http2Limits, TooManyEmptyDataFramesInARowGetGoawayEnhanceYourCalm) {
 }
 
 TEST(Http2Limits, AFrameWithPayloadEndsARunOfEmptyFrames) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 3;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
@@ -310,7 +314,7 @@ TEST(Http2Limits, AFrameWithPayloadEndsARunOfEmptyFrames) {
 }
 
 TEST(Http2Limits, ResetsThePeerMakesUsSendDrainTheBucketThenGoaway) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 20;
   s.reset_refill_per_second = 1;
   Harness h(s);
@@ -330,7 +334,7 @@ TEST(Http2Limits, ResetsThePeerMakesUsSendDrainTheBucketThenGoaway) {
 }
 
 TEST(Http2Limits, TheResetBucketRefillsOverTime) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 5;
   s.reset_refill_per_second = 10;
   Harness h(s);
@@ -346,7 +350,7 @@ TEST(Http2Limits, TheResetBucketRefillsOverTime) {
 }
 
 TEST(Http2Limits, OutputThePeerDoesNotReadPausesReadingUntilItDrains) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_queued_output_frames = 5;
   s.max_ping_strikes = 0;
   Harness h(s);
@@ -359,7 +363,7 @@ TEST(Http2Limits, OutputThePeerDoesNotReadPausesReadingUntilItDrains) {
 }
 
 TEST(Http2Limits, KeepalivePingsASilentPeerAndClosesItWithoutAnAck) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   s.keepalive_timeout_ms = 100;
   Harness h(s);
@@ -378,7 +382,7 @@ TEST(Http2Limits, KeepalivePingsASilentPeerAndClosesItWithoutAnAck) {
 }
 
 TEST(Http2Limits, KeepaliveAckedKeepsTheConnection) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   s.keepalive_timeout_ms = 100;
   Harness h(s);
@@ -397,7 +401,7 @@ TEST(Http2Limits, KeepaliveAckedKeepsTheConnection) {
 }
 
 TEST(Http2Limits, ReadingResetsTheKeepaliveClock) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface));
@@ -453,7 +457,7 @@ void answer_all_with_405(Harness& h) {
 // 0 a 405 cannot finish, so each such stream stays open: the 4th of a limit of 3 is
 // refused, and memory stays bounded by the limit.
 TEST(Http2Limits, StreamsHeldOpenByAnAnswerTheClientCannotReadCountAgainstTheLimit) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_concurrent_streams = 3;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface.substr(0, kPreface.size() - 9) + settings_frame(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0)));
@@ -530,7 +534,7 @@ TEST(Http2Limits, AnAnswerBeforeTheRequestBodyEndsIsFollowedByResetNoErrorAndLat
 // so a batch overshot it. The 1,000th reset passes, the 1,001st request gets the GOAWAY
 // instead of a reset, and nothing after it in the same read is answered or dispatched.
 TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfterItIsRead) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 1000;
   s.max_concurrent_streams = 5000;
   Harness h(s);
@@ -560,7 +564,7 @@ TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfte
 TEST(Http2Limits, ResetsNghttp2SendsOnItsOwnAreChargedOnceEachAtTheirFrame) {
   for (int total : {10, 11}) {
     SCOPED_TRACE(total);
-    SessionSettings s;
+    SessionSettings s = defaults();
     s.reset_burst = 10;
     s.stream_window_bytes = 16;
     Harness h(s);
@@ -589,7 +593,7 @@ TEST(Http2Limits, ResetsNghttp2SendsOnItsOwnAreChargedOnceEachAtTheirFrame) {
 }
 
 TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfterItIsRead) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 1000;
   s.max_concurrent_streams = 5000;
   Harness h(s);
@@ -620,7 +624,7 @@ TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfter
 }
 
 TEST(Http2Limits, TheEmptyFrameOverTheLimitStopsTheReadAtThatFrame) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 10;
   Harness h(s);
   std::string bytes = kPreface + frame(kHeaders, kEndHeaders, 1, request_block());
@@ -634,7 +638,7 @@ TEST(Http2Limits, TheEmptyFrameOverTheLimitStopsTheReadAtThatFrame) {
 }
 
 TEST(Http2Limits, ThePingThatStrikesOutGetsTheGoawayNotAnAck) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 2;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);

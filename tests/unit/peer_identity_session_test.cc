@@ -7,6 +7,7 @@
 #include <string>
 
 #include "http2/session.h"
+#include "server/layer_options.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -35,7 +36,7 @@ struct NullListener final : StreamListener {
 TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
   NullListener listener;
   const PeerIdentity* seen = nullptr;
-  SessionSettings settings;
+  SessionSettings settings = server::session_settings(ServerOptions{});
   std::unique_ptr<Session> session;
   {
     auto transport = std::make_unique<IdentityTransport>();
@@ -62,7 +63,7 @@ TEST(MtlsHttp2Session, NoIdentityOnATransportWithoutTls) {
     const std::string& peer() const override { return name; }
     std::string name = "test:plain";
   } transport;
-  SessionSettings settings;
+  SessionSettings settings = server::session_settings(ServerOptions{});
   Session session(transport, settings, listener);
   EXPECT_EQ(session.peer_identity(), nullptr);
   session.on_closed();
