@@ -91,7 +91,7 @@ TEST(ServerOptions, NegativeDurationsAreRejected) {
         o.keepalive.min_client_ping_interval_idle = milliseconds(0);
       },
       [](auto& o) {
-        o.keepalive.min_client_ping_interval = milliseconds(-1);
+        o.keepalive.min_client_ping_interval = milliseconds(0);
         o.keepalive.min_client_ping_interval_idle = milliseconds(-1);
       });
   expect_boundary("calls.stalled_stream_timeout", [](auto& o) { o.calls.stalled_stream_timeout = milliseconds(0); },
