@@ -1,7 +1,7 @@
 // The uringrpc side of the benchmark (perf/): grpc.testing.TestService's EmptyCall, UnaryCall,
 // StreamingOutputCall and StreamingInputCall, doing the same work per call as the anchors in
 // perf/anchors/. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
-//   [--batch-wait-us U --batch-size B]   (ServerOptions::completion_batch_wait / _size)
+//   [--batch-wait-us U --batch-size B]   (ServerOptions::loop.completion_batch_wait / _size)
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
       have_port = true;
     } else if (flag == "--shards" && parse_number(value, options.shards)) {
     } else if (flag == "--batch-wait-us" && parse_number(value, batch_wait_us)) {
-      options.completion_batch_wait = std::chrono::microseconds(batch_wait_us);
-    } else if (flag == "--batch-size" && parse_number(value, options.completion_batch_size)) {
+      options.loop.completion_batch_wait = std::chrono::microseconds(batch_wait_us);
+    } else if (flag == "--batch-size" && parse_number(value, options.loop.completion_batch_size)) {
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {

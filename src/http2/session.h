@@ -38,23 +38,25 @@ class StreamListener {
   ~StreamListener() = default;
 };
 
-// What the session advertises and the limits it holds its peer to (see ServerOptions for
-// what each means to users). Times in milliseconds; 0 turns a limit off.
+// What the session advertises and the limits it holds its peer to (ServerOptions says
+// what each means to users). Times in milliseconds; 0 turns a limit off. No defaults here:
+// they are ServerOptions', and server::session_settings() (server/layer_options.h) fills
+// this in, for the server and for tests alike.
 struct SessionSettings {
-  uint32_t max_concurrent_streams = 100;
-  uint32_t stream_window_bytes = 1u << 20;
-  uint32_t connection_window_bytes = 16u << 20;
-  uint32_t max_header_list_bytes = 16u << 10;
-  unsigned max_ping_strikes = 2;
-  uint64_t min_ping_interval_ms = 5 * 60 * 1000;
-  uint64_t min_ping_interval_idle_ms = 2 * 60 * 60 * 1000;
-  uint64_t keepalive_time_ms = 2 * 60 * 60 * 1000;
-  uint64_t keepalive_timeout_ms = 20 * 1000;
-  unsigned max_empty_frames = 10;
-  unsigned reset_burst = 1000;
-  unsigned reset_refill_per_second = 33;
-  size_t max_queued_output_frames = 10000;
-  size_t max_queued_output_bytes = 1u << 20;
+  uint32_t max_concurrent_streams;
+  uint32_t stream_window_bytes;
+  uint32_t connection_window_bytes;
+  uint32_t max_header_list_bytes;
+  unsigned max_ping_strikes;
+  uint64_t min_ping_interval_ms;
+  uint64_t min_ping_interval_idle_ms;
+  uint64_t keepalive_time_ms;
+  uint64_t keepalive_timeout_ms;
+  unsigned max_empty_frames;
+  unsigned reset_burst;
+  unsigned reset_refill_per_second;
+  size_t max_queued_output_frames;
+  size_t max_queued_output_bytes;
 };
 
 class Session final : public transport::ConnectionHandler {

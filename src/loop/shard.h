@@ -36,13 +36,15 @@ class TurnHook {
   bool queued_ = false;
 };
 
+// The user's options (recv buffers, batch wait) have no defaults here: they are
+// ServerOptions', filled in by server::shard_config() (server/layer_options.h).
 struct ShardConfig {
   unsigned index = 0;
-  unsigned ring_entries = 4096;
-  uint32_t recv_buffer_size = 16u << 10;
-  uint32_t recv_buffer_count = 512;
-  unsigned batch_wait_usec = 0;  // see Ring::set_batch_wait
-  unsigned batch_wait_events = 1;
+  unsigned ring_entries = 4096;  // not an option: the loop's own sizing
+  uint32_t recv_buffer_size;
+  uint32_t recv_buffer_count;
+  unsigned batch_wait_usec;  // see Ring::set_batch_wait
+  unsigned batch_wait_events;
   OffloadPool* offload_pool = nullptr;
 };
 

@@ -23,18 +23,20 @@ namespace uringrpc::rpc {
 class ConnectionCalls;
 
 // Read-only settings shared by every call of a server.
+// The options are ServerOptions', without defaults here: server::rpc_config()
+// (server/layer_options.h) fills them in; the pointers are the server's to wire up.
 struct RpcConfig {
   const MethodTable* methods = nullptr;
-  size_t max_receive_message_size = 4u << 20;
-  size_t write_watermark = 256u << 10;
-  size_t read_watermark = 1u << 20;
-  size_t max_concurrent_rpcs = 0;
+  size_t max_receive_message_size;
+  size_t write_watermark;
+  size_t read_watermark;
+  size_t max_concurrent_rpcs;
   std::atomic<size_t>* active_rpcs = nullptr;  // server-wide, shared by shards
   // Connection life and stalled streams (ServerOptions); 0: off.
-  uint64_t max_connection_idle_ms = 0;
-  uint64_t max_connection_age_ms = 0;
-  uint64_t max_connection_age_grace_ms = 0;
-  uint64_t stalled_stream_timeout_ms = 0;
+  uint64_t max_connection_idle_ms;
+  uint64_t max_connection_age_ms;
+  uint64_t max_connection_age_grace_ms;
+  uint64_t stalled_stream_timeout_ms;
   MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
 };
 

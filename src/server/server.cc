@@ -14,6 +14,7 @@
 #include "loop/offload_pool.h"
 #include "loop/timer_wheel.h"
 #include "rpc/method_table.h"
+#include "server/layer_options.h"
 #include "server/server_shard.h"
 #include "uringrpc/errors.h"
 
@@ -23,30 +24,26 @@ namespace server {
 class ServerImpl {
  public:
   explicit ServerImpl(ServerOptions options) : options_(std::move(options)) {
-    if (options_.shards == 0) {
+    unsigned shards = options_.shards;
+    if (shards == 0) {
       cpu_set_t set;
       CPU_ZERO(&set);
-      options_.shards = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-      if (options_.shards == 0) options_.shards = 1;
+      shards = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+      if (shards == 0) shards = 1;
     }
+    validate(options_, shards);  // before anything is allocated or bound
+    options_.shards = shards;
+    rpc_ = rpc_config(options_);
     rpc_.methods = &methods_;
-    rpc_.max_receive_message_size = options_.max_receive_message_size;
-    rpc_.write_watermark = options_.write_watermark_bytes;
-    rpc_.read_watermark = options_.stream_window_bytes;
-    rpc_.max_concurrent_rpcs = options_.max_concurrent_rpcs;
     rpc_.active_rpcs = &active_rpcs_;
-    rpc_.max_connection_idle_ms = ms(options_.max_connection_idle);
-    rpc_.max_connection_age_ms = ms(options_.max_connection_age);
-    rpc_.max_connection_age_grace_ms = ms(options_.max_connection_age_grace);
-    rpc_.stalled_stream_timeout_ms = ms(options_.stalled_stream_timeout);
-    if (options_.max_buffered_bytes > 0) {
+    if (options_.calls.max_buffered_bytes > 0) {
       budgets_ = std::make_unique<rpc::MemoryBudget[]>(options_.shards);
-      for (unsigned i = 0; i < options_.shards; ++i) budgets_[i].limit = options_.max_buffered_bytes / options_.shards;
+      for (unsigned i = 0; i < options_.shards; ++i) {
+        budgets_[i].limit = options_.calls.max_buffered_bytes / options_.shards;
+      }
       rpc_.budgets = budgets_.get();
     }
   }
-
-  static uint64_t ms(std::chrono::milliseconds d) { return static_cast<uint64_t>(std::max<int64_t>(d.count(), 0)); }
 
   ~ServerImpl() {
     if (started_) {
@@ -65,7 +62,7 @@ class ServerImpl {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("add_port after start()");
     loop::ListenerSet set =
-        loop::bind_listeners(address, options_.shards, options_.so_reuseport, options_.share_port);
+        loop::bind_listeners(address, options_.shards, options_.listen.so_reuseport, options_.listen.share_port);
     // The kernel cannot tell our own SO_REUSEPORT sockets from a sharer's: catch the same
     // port added twice to this server here.
     if (set.port != 0 && !bound_ports_.insert(set.port).second) {
@@ -84,30 +81,10 @@ class ServerImpl {
     if (stopping_) throw UsageError("start() after stop()");
     started_ = true;
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
-    ShardSetup setup;
+    ShardSetup setup = ShardSetup::from(options_);
     setup.rpc = &rpc_;
-    setup.http2.max_concurrent_streams = options_.max_concurrent_streams;
-    setup.http2.stream_window_bytes = options_.stream_window_bytes;
-    setup.http2.connection_window_bytes = options_.connection_window_bytes;
-    setup.http2.max_header_list_bytes = options_.max_header_list_bytes;
-    setup.http2.max_ping_strikes = options_.max_ping_strikes;
-    setup.http2.min_ping_interval_ms = ms(options_.min_client_ping_interval);
-    setup.http2.min_ping_interval_idle_ms = ms(options_.min_client_ping_interval_idle);
-    setup.http2.keepalive_time_ms = ms(options_.keepalive_time);
-    setup.http2.keepalive_timeout_ms = ms(options_.keepalive_timeout);
-    setup.http2.max_empty_frames = options_.max_empty_frames;
-    setup.http2.reset_burst = options_.reset_burst;
-    setup.http2.reset_refill_per_second = options_.reset_refill_per_second;
-    setup.http2.max_queued_output_frames = options_.max_queued_output_frames;
-    setup.http2.max_queued_output_bytes = options_.max_queued_output_bytes;
-    setup.tls_handshake_timeout_ms = static_cast<uint64_t>(options_.handshake_timeout.count());
-    setup.loop.recv_buffer_size = options_.recv_buffer_size;
-    setup.loop.recv_buffer_count = options_.recv_buffer_count;
-    setup.loop.batch_wait_usec = static_cast<unsigned>(options_.completion_batch_wait.count());
-    setup.loop.batch_wait_events = options_.completion_batch_size;
     setup.loop.offload_pool = offload_.get();
-    setup.max_connections = options_.max_connections;
-    setup.open_connections = options_.max_connections ? &open_connections_ : nullptr;
+    setup.open_connections = options_.listen.max_connections ? &open_connections_ : nullptr;
     for (unsigned i = 0; i < options_.shards; ++i) {
       std::vector<ListenSocket> sockets;
       for (auto& l : listeners_) {

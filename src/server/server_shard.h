@@ -16,6 +16,7 @@
 #include "rpc/connection_calls.h"
 #include "transport/connection.h"
 #include "transport/tls_context.h"
+#include "uringrpc/server.h"
 
 namespace uringrpc::server {
 
@@ -24,14 +25,19 @@ struct ListenSocket {
   std::shared_ptr<transport::TlsContext> tls;  // null: insecure
 };
 
+// What every shard of a server is set up with. from() takes the options (layer_options.cc);
+// the server then wires up the shared objects (rpc, open_connections, the offload pool)
+// and each shard's index.
 struct ShardSetup {
+  static ShardSetup from(const ServerOptions& options);
+
   loop::ShardConfig loop;
   const rpc::RpcConfig* rpc = nullptr;
   http2::SessionSettings http2;
-  uint64_t tls_handshake_timeout_ms = 10000;
-  // ServerOptions::max_connections (0: no cap) and the count of open connections, shared
-  // by every shard of the server (null when there is no cap).
-  size_t max_connections = 0;
+  uint64_t tls_handshake_timeout_ms;
+  // ServerOptions::listen.max_connections (0: no cap) and the count of open connections,
+  // shared by every shard of the server (null when there is no cap).
+  size_t max_connections;
   std::atomic<size_t>* open_connections = nullptr;
 };
 

@@ -1,5 +1,5 @@
 // End-to-end tests of the accept side's limits, with the real gRPC client and raw sockets:
-// ServerOptions::max_connections (at the cap new connections wait in the kernel's backlog,
+// ServerOptions::listen.max_connections (at the cap new connections wait in the kernel's backlog,
 // are neither accepted nor closed, and are served once an open one closes, whichever shard
 // it was on), and running out of descriptors (EMFILE): open connections keep working,
 // accepting backs off and recovers, and the episode is one log line.
@@ -109,7 +109,7 @@ class RawConnection {
 
 std::unique_ptr<uringrpc::Server> make_server(unsigned shards, size_t max_connections, int& port) {
   auto server = std::make_unique<uringrpc::Server>(
-      uringrpc::ServerOptions{.shards = shards, .max_connections = max_connections});
+      uringrpc::ServerOptions{.shards = shards, .listen = {.max_connections = max_connections}});
   server->add_method("/e2e.Accept/Echo",
                      uringrpc::unary([](Bytes req, ServerContext&) -> Task<Bytes> { co_return req; }));
   port = server->add_insecure_port("127.0.0.1:0");

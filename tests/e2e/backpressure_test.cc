@@ -29,7 +29,7 @@ TEST(Backpressure, HandlerThatDoesNotReadStopsTheClientOnceWindowAndQueueAreFull
   std::atomic<bool> release{false};
   std::atomic<int> read_count{0};
   uringrpc::ServerOptions options;
-  options.stream_window_bytes = 256u << 10;  // small, so the bound is quick to reach
+  options.http2.stream_window_bytes = 256u << 10;  // small, so the bound is quick to reach
   uringrpc::Server server(options);
   server.add_method("/bp.Svc/SlowReader", uringrpc::client_streaming(
       [&](Reader<Bytes>& reader, ServerContext&) -> Task<Bytes> {
@@ -72,7 +72,7 @@ TEST(Backpressure, HandlerThatDoesNotReadStopsTheClientOnceWindowAndQueueAreFull
 TEST(TlsHandshake, ConnectionThatNeverCompletesTheHandshakeIsClosedAfterTheTimeout) {
   const auto& pki = uringrpc::testing::test_pki();
   uringrpc::ServerOptions options;
-  options.handshake_timeout = 300ms;
+  options.connection.handshake_timeout = 300ms;
   uringrpc::Server server(options);
   server.add_method("/bp.Svc/Echo", uringrpc::unary([](Bytes b, ServerContext&) -> Task<Bytes> { co_return b; }));
   int port = server.add_secure_port(

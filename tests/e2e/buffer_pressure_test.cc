@@ -35,8 +35,8 @@ std::string message(int call, int i) {
 TEST(BufferPressure, TinyReceiveRingAndSlowReadersLoseNoBytes) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.recv_buffer_count = 8;  // 8 x 4 KiB for 8 connections sending 500 KB each
-  options.recv_buffer_size = 4096;
+  options.loop.recv_buffer_count = 8;  // 8 x 4 KiB for 8 connections sending 500 KB each
+  options.loop.recv_buffer_bytes = 4096;
   uringrpc::Server server(options);
   server.add_method("/bp.Svc/Check", uringrpc::client_streaming([](Reader<Bytes>& reader, ServerContext& ctx)
                                                                     -> Task<Bytes> {

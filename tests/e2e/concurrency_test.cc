@@ -1,7 +1,7 @@
 // End-to-end concurrency with the real gRPC client: many connections spread over two
 // shards, many concurrent calls per connection, more streams than
 // SETTINGS_MAX_CONCURRENT_STREAMS on one connection (the client queues), and the
-// server-wide max_concurrent_rpcs cap.
+// server-wide calls.max_concurrent cap.
 #include <pthread.h>
 
 #include <gtest/gtest.h>
@@ -217,7 +217,7 @@ TEST_F(Concurrency, EightConnectionsOfFiftyConcurrentCallsOnTwoShardsAllSucceedO
 TEST_F(Concurrency, TwoHundredStreamsOnOneConnectionWithLimitOfHundredAllComplete) {
   uringrpc::ServerOptions opts;
   opts.shards = 1;
-  opts.max_concurrent_streams = 100;
+  opts.http2.max_concurrent_streams = 100;
   handler_sleep_ms_ = 100;  // long enough that the client must queue the second hundred
   start(opts);
   auto channel = make_distinct_channel(target_, 1000);
@@ -233,7 +233,7 @@ TEST_F(Concurrency, TwoHundredStreamsOnOneConnectionWithLimitOfHundredAllComplet
 TEST_F(Concurrency, ServerWideRpcCapRejectsTheExcessWithResourceExhausted) {
   uringrpc::ServerOptions opts;
   opts.shards = 2;
-  opts.max_concurrent_rpcs = 5;
+  opts.calls.max_concurrent = 5;
   handler_sleep_ms_ = 500;  // the first five are still running when the rest arrive
   start(opts);
   auto channel = make_distinct_channel(target_, 2000);

@@ -117,7 +117,7 @@ void add_methods(uringrpc::Server& server, std::atomic<int>& cancelled_handlers)
 TEST(ConnectionLimits, SilentPeerIsClosedWhenThePrefaceDeadlinePasses) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.handshake_timeout = 300ms;
+  options.connection.handshake_timeout = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -141,7 +141,7 @@ TEST(ConnectionLimits, SilentPeerIsClosedWhenThePrefaceDeadlinePasses) {
 TEST(ConnectionLimits, IdleConnectionGetsGoawayAndTheClientReconnectsForTheNextCall) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_idle = 300ms;
+  options.connection.max_idle = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -167,7 +167,7 @@ TEST(ConnectionLimits, IdleConnectionGetsGoawayAndTheClientReconnectsForTheNextC
 TEST(ConnectionLimits, BusyConnectionIsNotIdle) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_idle = 300ms;
+  options.connection.max_idle = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -185,8 +185,8 @@ TEST(ConnectionLimits, BusyConnectionIsNotIdle) {
 TEST(ConnectionLimits, MaxConnectionAgeGraceCancelsCallsStillRunning) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_connection_age = 300ms;
-  options.max_connection_age_grace = 300ms;
+  options.connection.max_age = 300ms;
+  options.connection.max_age_grace = 300ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -208,7 +208,7 @@ TEST(ConnectionLimits, MaxConnectionAgeGraceCancelsCallsStillRunning) {
 TEST(ConnectionLimits, StreamWhoseReaderStopsIsResetAfterTheStallTimeout) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.stalled_stream_timeout = 400ms;
+  options.calls.stalled_stream_timeout = 400ms;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);
@@ -228,7 +228,7 @@ TEST(ConnectionLimits, StreamWhoseReaderStopsIsResetAfterTheStallTimeout) {
 TEST(ConnectionLimits, NewCallsGetResourceExhaustedWhileTheMemoryBudgetIsSpent) {
   uringrpc::ServerOptions options;
   options.shards = 1;
-  options.max_buffered_bytes = 256u << 10;
+  options.calls.max_buffered_bytes = 256u << 10;
   uringrpc::Server server(options);
   std::atomic<int> cancelled{0};
   add_methods(server, cancelled);

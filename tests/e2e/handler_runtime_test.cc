@@ -179,7 +179,7 @@ TEST(ServerLifecycle, DestroyingARunningServerStopsItAndFreesThePort) {
     auto r = unary_call(make_channel("127.0.0.1:" + std::to_string(port)), "/rt.Svc/Echo", "hi");
     EXPECT_TRUE(r.ok()) << describe(r);
   }
-  uringrpc::Server again(uringrpc::ServerOptions{.so_reuseport = false});
+  uringrpc::Server again(uringrpc::ServerOptions{.listen = {.so_reuseport = false}});
   EXPECT_EQ(again.add_insecure_port("127.0.0.1:" + std::to_string(port)), port);
 }
 

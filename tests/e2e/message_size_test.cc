@@ -1,5 +1,5 @@
 // End-to-end message size limits and multi-MiB messages with the real gRPC client:
-// max_receive_message_size is enforced (RESOURCE_EXHAUSTED, exact limit accepted), and
+// calls.max_receive_message_bytes is enforced (RESOURCE_EXHAUSTED, exact limit accepted), and
 // messages of several MiB cross flow control intact in every direction, checked byte for
 // byte against a deterministic pattern.
 #include <gtest/gtest.h>
@@ -63,7 +63,7 @@ class MessageSize : public ::testing::Test {
   void start(size_t max_receive) {
     uringrpc::ServerOptions opts;
     opts.shards = 1;
-    opts.max_receive_message_size = max_receive;
+    opts.calls.max_receive_message_bytes = max_receive;
     server_ = std::make_unique<uringrpc::Server>(opts);
 
     server_->add_method("/e2e.Size/Echo", uringrpc::unary([this](Bytes req, ServerContext&) -> Task<Bytes> {

@@ -4,6 +4,7 @@
 // and each input must end with every call, stream and the connection itself freed
 // (LeakSanitizer runs), without a hang.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include "rpc/connection_calls.h"
 #include "rpc/memory_budget.h"
 #include "rpc/method_table.h"
+#include "server/layer_options.h"
 #include "transport/transport.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/stream.h"
@@ -110,38 +112,46 @@ struct Env {
     methods.add("/fuzz.Echo/ServerStream", server_streaming(&server_stream));
     methods.add("/fuzz.Echo/ClientStream", client_streaming(&client_stream));
     methods.add("/fuzz.Echo/Bidi", bidi_streaming(&bidi_echo));
+    // Both configurations come from ServerOptions, as the server's do. Timer-driven limits
+    // (idle, age, stalled streams) stay off: wall-clock time would make runs unrepeatable.
+    ServerOptions normal_options;
+    normal_options.calls.stalled_stream_timeout = std::chrono::milliseconds(0);
+    ServerOptions tight_options = normal_options;
+    tight_options.calls.max_receive_message_bytes = 64;
+    tight_options.calls.write_watermark_bytes = 16;
+    tight_options.calls.max_concurrent = 2;
+    tight_options.http2.max_concurrent_streams = 3;
+    tight_options.http2.stream_window_bytes = 256;
+    tight_options.http2.max_header_list_bytes = 512;
+    // The peer limits, low enough for a short input to cross each of them.
+    tight_options.keepalive.max_ping_strikes = 1;
+    tight_options.http2.max_empty_frames = 2;
+    tight_options.http2.reset_burst = 4;
+    tight_options.http2.reset_refill_per_second = 1;
+    tight_options.http2.max_queued_output_frames = 16;
+    tight_options.http2.max_queued_output_bytes = 1024;
+    normal.rpc = server::rpc_config(normal_options);
+    normal.http2 = server::session_settings(normal_options);
+    tight.rpc = server::rpc_config(tight_options);
+    tight.http2 = server::session_settings(tight_options);
+    tight.rpc.read_watermark = 32;  // below the window (the server ties them): reading pauses sooner
+    tight.budget.limit = 512;
     for (Config* c : {&normal, &tight}) {
       c->rpc.methods = &methods;
       c->rpc.active_rpcs = &active_rpcs;
       c->rpc.budgets = &c->budget;  // normal: limit 0, so only counted
     }
-    tight.rpc.max_receive_message_size = 64;
-    tight.rpc.write_watermark = 16;
-    tight.rpc.read_watermark = 32;
-    tight.rpc.max_concurrent_rpcs = 2;
-    tight.http2.max_concurrent_streams = 3;
-    tight.http2.stream_window_bytes = 256;
-    tight.http2.max_header_list_bytes = 512;
-    tight.budget.limit = 512;
-    // The peer limits, low enough for a short input to cross each of them. Timer-driven
-    // ones (keepalive, idle, age, stalled streams) stay off: wall-clock time would make
-    // runs unrepeatable.
-    tight.http2.max_ping_strikes = 1;
-    tight.http2.max_empty_frames = 2;
-    tight.http2.reset_burst = 4;
-    tight.http2.reset_refill_per_second = 1;
-    tight.http2.max_queued_output_frames = 16;
-    tight.http2.max_queued_output_bytes = 1024;
     tight.client_read_rate = 32;  // a slow reader: output piles up and reading pauses
     shard.start([] {});
   }
 
   static loop::ShardConfig make_shard_config() {
-    loop::ShardConfig c;
     // Nothing is received through the ring here: keep its buffers small.
+    ServerOptions options;
+    options.loop.recv_buffer_bytes = 4096;
+    options.loop.recv_buffer_count = 4;
+    loop::ShardConfig c = server::shard_config(options);
     c.ring_entries = 64;
-    c.recv_buffer_size = 4096;
-    c.recv_buffer_count = 4;
     return c;
   }
 };

@@ -210,8 +210,8 @@ int run(const Flags& flags) {
 
   uringrpc::ServerOptions options;
   options.shards = flags.shards;
-  options.so_reuseport = flags.reuseport;
-  options.max_concurrent_rpcs = flags.max_concurrent_rpcs;
+  options.listen.so_reuseport = flags.reuseport;
+  options.calls.max_concurrent = flags.max_concurrent_rpcs;
   uringrpc::Server server(options);
   uringrpc::seed::SeedService service;
   service.on_call = [](std::string_view method) { say("call " + std::string(method)); };

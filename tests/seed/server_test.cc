@@ -388,7 +388,7 @@ TEST_F(TestServer, ErrorInStreamUnary) {
 
 // test_port_binding_exception
 TEST_F(TestServer, PortBindingException) {
-  Server server(ServerOptions{.so_reuseport = false});
+  Server server(ServerOptions{.listen = {.so_reuseport = false}});
   int port = server.add_insecure_port("localhost:0");
   ASSERT_GT(port, 0);
   std::string bind_address = "localhost:" + std::to_string(port);
@@ -403,7 +403,7 @@ TEST_F(TestServer, PortBindingException) {
 // test_maximum_concurrent_rpcs
 TEST_F(TestServer, MaximumConcurrentRpcs) {
   // Build the server with concurrent rpc argument
-  Server server(ServerOptions{.max_concurrent_rpcs = kMaximumConcurrentRpcs});
+  Server server(ServerOptions{.calls = {.max_concurrent = kMaximumConcurrentRpcs}});
   seed::SeedService service;
   service.register_methods(server);
   int port = server.add_insecure_port("localhost:0");

@@ -12,12 +12,16 @@
 #include "../common/h2_frames.h"
 #include "../common/memory_transport.h"
 #include "http2/session.h"
+#include "server/layer_options.h"
 
 namespace uringrpc::http2 {
 namespace {
 
 using testing::MemoryTransport;
 using namespace testing::h2;
+
+// The server's defaults (ServerOptions{}); each test changes the limit it walks.
+SessionSettings defaults() { return server::session_settings(ServerOptions{}); }
 
 struct Listener final : StreamListener {
   void on_request(Stream& s, bool) noexcept override {
@@ -115,7 +119,7 @@ struct Observer {
 };
 
 struct Harness {
-  explicit Harness(SessionSettings s = {}) : settings(s), server(transport, settings, listener, &wheel) {}
+  explicit Harness(SessionSettings s = defaults()) : settings(s), server(transport, settings, listener, &wheel) {}
   // Feeds raw client bytes; returns what Session::on_bytes said (false: closing).
   bool send(const std::string& bytes) { return server.on_bytes(Bytes(bytes)); }
   // Everything the server has to say, decoded by the observer.
@@ -144,7 +148,7 @@ TEST(Http2Limits, ThePrefaceAndFirstSettingsCompleteTheHandshake) {
 }
 
 TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershootingIt) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_concurrent_streams = 3;
   Harness h(s);
   h.drain();
@@ -161,7 +165,7 @@ TEST(Http2Limits, AdvertisesTheConfiguredStreamLimitAndSurvivesAClientOvershooti
 }
 
 TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_header_list_bytes = 1024;
   Harness h(s);
   std::string block = request_block();
@@ -185,7 +189,7 @@ TEST(Http2Limits, HeaderListWithinTheLimitIsKept) {
 }
 
 TEST(Http2Limits, PingsFasterThanAllowedGetGoawayTooManyPingsAfterTheStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 2;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);
@@ -208,7 +212,7 @@ TEST(Http2Limits, PingsFasterThanAllowedGetGoawayTooManyPingsAfterTheStrikes) {
 }
 
 TEST(Http2Limits, PingsSpacedByTheMinimumIntervalAreNeverStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 1;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);
@@ -222,7 +226,7 @@ TEST(Http2Limits, PingsSpacedByTheMinimumIntervalAreNeverStrikes) {
 }
 
 TEST(Http2Limits, SendingAResponseForgivesPingStrikes) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 1;
   s.min_ping_interval_ms = 1000;
   s.min_ping_interval_idle_ms = 1000;
@@ -241,7 +245,7 @@ TEST(Http2Limits, SendingAResponseForgivesPingStrikes) {
 }
 
 TEST(Http2Limits, TooManyEmptyDataFramesInARowGetGoawayEnhanceYourCalm) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 10;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
@@ -254,7 +258,7 @@ TEST(Http2Limits, TooManyEmptyDataFramesInARowGetGoawayEnhanceYourCalm) {
 }
 
 TEST(Http2Limits, AFrameWithPayloadEndsARunOfEmptyFrames) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 3;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface + frame(kHeaders, kEndHeaders, 1, request_block())));
@@ -267,7 +271,7 @@ TEST(Http2Limits, AFrameWithPayloadEndsARunOfEmptyFrames) {
 }
 
 TEST(Http2Limits, ResetsThePeerMakesUsSendDrainTheBucketThenGoaway) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 20;
   s.reset_refill_per_second = 1;
   Harness h(s);
@@ -286,7 +290,7 @@ TEST(Http2Limits, ResetsThePeerMakesUsSendDrainTheBucketThenGoaway) {
 }
 
 TEST(Http2Limits, TheResetBucketRefillsOverTime) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 5;
   s.reset_refill_per_second = 10;
   Harness h(s);
@@ -302,7 +306,7 @@ TEST(Http2Limits, TheResetBucketRefillsOverTime) {
 }
 
 TEST(Http2Limits, OutputThePeerDoesNotReadPausesReadingUntilItDrains) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_queued_output_frames = 5;
   s.max_ping_strikes = 0;
   Harness h(s);
@@ -315,7 +319,7 @@ TEST(Http2Limits, OutputThePeerDoesNotReadPausesReadingUntilItDrains) {
 }
 
 TEST(Http2Limits, KeepalivePingsASilentPeerAndClosesItWithoutAnAck) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   s.keepalive_timeout_ms = 100;
   Harness h(s);
@@ -334,7 +338,7 @@ TEST(Http2Limits, KeepalivePingsASilentPeerAndClosesItWithoutAnAck) {
 }
 
 TEST(Http2Limits, KeepaliveAckedKeepsTheConnection) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   s.keepalive_timeout_ms = 100;
   Harness h(s);
@@ -353,7 +357,7 @@ TEST(Http2Limits, KeepaliveAckedKeepsTheConnection) {
 }
 
 TEST(Http2Limits, ReadingResetsTheKeepaliveClock) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.keepalive_time_ms = 1000;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface));
@@ -409,7 +413,7 @@ void answer_all_with_405(Harness& h) {
 // 0 a 405 cannot finish, so each such stream stays open: the 4th of a limit of 3 is
 // refused, and memory stays bounded by the limit.
 TEST(Http2Limits, StreamsHeldOpenByAnAnswerTheClientCannotReadCountAgainstTheLimit) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_concurrent_streams = 3;
   Harness h(s);
   ASSERT_TRUE(h.send(kPreface.substr(0, kPreface.size() - 9) + settings_frame(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0)));
@@ -486,7 +490,7 @@ TEST(Http2Limits, AnAnswerBeforeTheRequestBodyEndsIsFollowedByResetNoErrorAndLat
 // so a batch overshot it. The 1,000th reset passes, the 1,001st request gets the GOAWAY
 // instead of a reset, and nothing after it in the same read is answered or dispatched.
 TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfterItIsRead) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 1000;
   s.max_concurrent_streams = 5000;
   Harness h(s);
@@ -516,7 +520,7 @@ TEST(Http2Limits, TheRequestThatEmptiesTheResetBudgetGetsTheGoawayAndNothingAfte
 TEST(Http2Limits, ResetsNghttp2SendsOnItsOwnAreChargedOnceEachAtTheirFrame) {
   for (int total : {10, 11}) {
     SCOPED_TRACE(total);
-    SessionSettings s;
+    SessionSettings s = defaults();
     s.reset_burst = 10;
     s.stream_window_bytes = 16;
     Harness h(s);
@@ -545,7 +549,7 @@ TEST(Http2Limits, ResetsNghttp2SendsOnItsOwnAreChargedOnceEachAtTheirFrame) {
 }
 
 TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfterItIsRead) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.reset_burst = 1000;
   s.max_concurrent_streams = 5000;
   Harness h(s);
@@ -576,7 +580,7 @@ TEST(Http2Limits, TheClientResetThatEmptiesItsBudgetGetsTheGoawayAndNothingAfter
 }
 
 TEST(Http2Limits, TheEmptyFrameOverTheLimitStopsTheReadAtThatFrame) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_empty_frames = 10;
   Harness h(s);
   std::string bytes = kPreface + frame(kHeaders, kEndHeaders, 1, request_block());
@@ -590,7 +594,7 @@ TEST(Http2Limits, TheEmptyFrameOverTheLimitStopsTheReadAtThatFrame) {
 }
 
 TEST(Http2Limits, ThePingThatStrikesOutGetsTheGoawayNotAnAck) {
-  SessionSettings s;
+  SessionSettings s = defaults();
   s.max_ping_strikes = 2;
   s.min_ping_interval_idle_ms = 1000;
   Harness h(s);

@@ -12,6 +12,7 @@
 #include "../common/memory_transport.h"
 #include "base/page_pool.h"
 #include "http2/session.h"
+#include "server/layer_options.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -127,7 +128,7 @@ struct Client {
 struct Harness {
   MemoryTransport transport;
   Listener listener;
-  SessionSettings settings;
+  SessionSettings settings = server::session_settings(ServerOptions{});
   Session server{transport, settings, listener};
   Client client;
 

@@ -8,6 +8,7 @@
 
 #include "../common/memory_transport.h"
 #include "http2/session.h"
+#include "server/layer_options.h"
 
 namespace uringrpc::http2 {
 namespace {
@@ -25,7 +26,7 @@ struct NullListener final : StreamListener {
 TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
   NullListener listener;
   const PeerIdentity* seen = nullptr;
-  SessionSettings settings;
+  SessionSettings settings = server::session_settings(ServerOptions{});
   std::unique_ptr<Session> session;
   {
     auto transport = std::make_unique<MemoryTransport>("test:identity");
@@ -46,7 +47,7 @@ TEST(MtlsHttp2Session, IdentityOutlivesTheTransportAtTheSameAddress) {
 TEST(MtlsHttp2Session, NoIdentityOnATransportWithoutTls) {
   NullListener listener;
   MemoryTransport transport("test:plain");
-  SessionSettings settings;
+  SessionSettings settings = server::session_settings(ServerOptions{});
   Session session(transport, settings, listener);
   EXPECT_EQ(session.peer_identity(), nullptr);
   session.on_closed();
