@@ -2,11 +2,17 @@
 #   make                  library + programs
 #   make test             every test; last line "N passed, M failed"
 #   make test SANITIZE=1  the same under ASan+UBSan (objects in build-asan/)
+#   make test TSAN=1      the same under ThreadSanitizer (objects in build-tsan/)
+#   make tsan             the multi-shard, stop and offload tests under TSan (CI runs this)
 #   make run              example server on localhost:50051
 #   make bench / install / clean
 
 SANITIZE ?= 0
-ifeq ($(SANITIZE),1)
+TSAN ?= 0
+ifeq ($(TSAN),1)
+BUILD ?= build-tsan
+SAN_FLAGS := -fsanitize=thread
+else ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 else
@@ -120,7 +126,7 @@ install: $(LIB)
 	sed 's|@PREFIX@|$(PREFIX)|' uringrpc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/uringrpc.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 # ---- fuzzing (tests/fuzz)
 # libFuzzer targets, one per tests/fuzz/*_fuzz.cc, built with clang under ASan+UBSan from
