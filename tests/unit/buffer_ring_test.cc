@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <liburing.h>
 
-#include <memory>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "loop/buffer_ring.h"

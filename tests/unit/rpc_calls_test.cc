@@ -200,9 +200,10 @@ class RpcCalls : public ::testing::Test {
     });
     done.get_future().wait();
   }
-  // Moves bytes both ways until neither side has anything to say, on the shard thread.
+  // Moves bytes both ways until neither side has anything to say, on the shard thread
+  // (nothing once the ConnectionCalls is gone, in TearDown).
   void exchange() {
-    for (;;) {
+    while (!gone_) {
       Bytes in = client_->output();
       if (!in.empty()) calls_->session().on_bytes(in);
       transport::OutputQueue out;
