@@ -113,6 +113,18 @@ soak: $(BUILD)/bin/abuse-server
 test: $(TEST_BINS) $(PROGRAMS)
 	@BUILD=$(BUILD) bash tests/run_all.sh
 
+# ---- ThreadSanitizer (TSAN=1: objects in build-tsan/)
+# `make tsan`: the tests where threads meet, under TSan: every seed test (default options:
+# one shard per CPU, and the stop/graceful-stop paths), the multi-shard, offload, stop and
+# cancellation e2e tests, and the unit tests that drive a shard from the test thread.
+# tests/tsan.sh holds the list; any report fails the run.
+.PHONY: tsan tsan-run
+tsan:
+	$(MAKE) TSAN=1 tsan-run
+tsan-run: $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
+	@BUILD=$(BUILD) bash tests/tsan.sh
+# ---- end ThreadSanitizer
+
 run: $(BUILD)/bin/example-server
 	@echo "example server on localhost:50051 (Ctrl-C stops it); call it with any gRPC client, e.g. see examples/README.md"
 	$(BUILD)/bin/example-server --port 50051
