@@ -42,6 +42,7 @@ BufferRing::BufferRing(io_uring* ring, uint32_t buffer_size, uint32_t buffer_cou
 }
 
 BufferRing::~BufferRing() {
+  while (waiters_) unlink(*waiters_);
   io_uring_unregister_buf_ring(ring_, kGroupId);
   munmap(br_, ring_bytes_ + memory_bytes_);
 }
@@ -68,7 +69,40 @@ void BufferRing::give_back(uint16_t id) noexcept {
   bool was_empty = in_ring_ == 0;
   add(id);
   ++free_;
-  if (was_empty && on_refill_) on_refill_(on_refill_arg_);
+  if (!was_empty) return;
+  // One at a time from the head, each unlinked before its call: a callback may register
+  // again (at the tail) or destroy another waiter (which unlinks itself). Those waiting
+  // now are called; at most that many calls, so re-registrations cannot loop.
+  for (size_t n = waiter_count_; n > 0 && waiters_; --n) {
+    BufferWaiter& w = *waiters_;
+    unlink(w);
+    w.on_buffers_available();
+  }
+}
+
+void BufferRing::wait_for_buffers(BufferWaiter& w) noexcept {
+  if (w.ring_) return;
+  w.ring_ = this;
+  w.prev_ = waiters_tail_;
+  w.next_ = nullptr;
+  if (waiters_tail_) waiters_tail_->next_ = &w;
+  else waiters_ = &w;
+  waiters_tail_ = &w;
+  ++waiter_count_;
+}
+
+void BufferRing::unlink(BufferWaiter& w) noexcept {
+  if (w.prev_) w.prev_->next_ = w.next_;
+  else waiters_ = w.next_;
+  if (w.next_) w.next_->prev_ = w.prev_;
+  else waiters_tail_ = w.prev_;
+  w.prev_ = w.next_ = nullptr;
+  w.ring_ = nullptr;
+  --waiter_count_;
+}
+
+void BufferWaiter::stop_waiting() noexcept {
+  if (ring_) ring_->unlink(*this);
 }
 
 }  // namespace uringrpc::loop

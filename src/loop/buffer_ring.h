@@ -16,6 +16,31 @@
 
 namespace uringrpc::loop {
 
+class BufferRing;
+
+// Something waiting for receive buffers (a connection whose multishot receive ended with
+// -ENOBUFS). Registered with BufferRing::wait_for_buffers; called once when the ring
+// refills. Unlinks itself when destroyed, so a waiter that dies while waiting never
+// dangles in the ring's list; the ring detaches those still waiting when it goes first.
+class BufferWaiter {
+ public:
+  virtual void on_buffers_available() noexcept = 0;
+  bool waiting() const noexcept { return ring_ != nullptr; }
+  void stop_waiting() noexcept;
+
+ protected:
+  BufferWaiter() = default;
+  ~BufferWaiter() { stop_waiting(); }
+  BufferWaiter(const BufferWaiter&) = delete;
+  BufferWaiter& operator=(const BufferWaiter&) = delete;
+
+ private:
+  friend class BufferRing;
+  BufferRing* ring_ = nullptr;  // non-null while in that ring's list
+  BufferWaiter* prev_ = nullptr;
+  BufferWaiter* next_ = nullptr;
+};
+
 class BufferRing {
  public:
   static constexpr uint16_t kGroupId = 1;
@@ -38,12 +63,10 @@ class BufferRing {
   // Under a quarter of the buffers left: holders of received bytes that will wait should
   // copy them out rather than keep a buffer (every connection of the shard needs some).
   bool running_low() const { return free_ < count_ / 4; }
-  // Called (once) each time the ring goes from empty to non-empty, so receives that
-  // ended with -ENOBUFS can be re-armed.
-  void set_on_refill(void (*fn)(void*), void* arg) {
-    on_refill_ = fn;
-    on_refill_arg_ = arg;
-  }
+  // Queues w (if not queued already) to be called once, the next time the ring goes
+  // from empty to non-empty, so a receive that ended with -ENOBUFS can be re-armed.
+  // Intrusive: no allocation, and at most one entry per waiter.
+  void wait_for_buffers(BufferWaiter& w) noexcept;
 
  private:
   class Slot final : public BufferOwner {
@@ -54,7 +77,9 @@ class BufferRing {
    protected:
     void release() noexcept override { ring->give_back(id); }
   };
+  friend class BufferWaiter;
   void give_back(uint16_t id) noexcept;
+  void unlink(BufferWaiter& w) noexcept;
   void add(uint16_t id) noexcept;
   // Enough for the completions one loop turn reads (each holds a buffer only until its
   // bytes are handed on); the ring grows by kGrowBy whenever fewer than kLowWater remain.
@@ -71,8 +96,9 @@ class BufferRing {
   uint32_t in_ring_ = 0;  // given to the kernel, by our count
   uint32_t added_ = 0;    // buffers [0, added_) have entered the ring
   std::vector<Slot> slots_;
-  void (*on_refill_)(void*) = nullptr;
-  void* on_refill_arg_ = nullptr;
+  BufferWaiter* waiters_ = nullptr;  // FIFO: head here, new waiters at waiters_tail_
+  BufferWaiter* waiters_tail_ = nullptr;
+  size_t waiter_count_ = 0;
 };
 
 }  // namespace uringrpc::loop

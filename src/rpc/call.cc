@@ -28,6 +28,22 @@ std::string current_exception_type() {
   return status == 0 && name ? name.get() : t->name();
 }
 
+// The one place metadata becomes header fields: -bin values are base64-encoded into
+// `encoded` (reserved up front, so the views into it stay valid until nghttp2 has copied
+// the headers), the others are referenced where they are.
+void append_metadata(const Metadata& md, std::vector<std::string>& encoded, http2::HeaderList& out) {
+  encoded.clear();
+  encoded.reserve(md.size());
+  for (auto& [k, v] : md) {
+    if (is_binary_metadata_key(k)) {
+      encoded.push_back(base64_encode(v));
+      out.push_back({k, encoded.back()});
+    } else {
+      out.push_back({k, v});
+    }
+  }
+}
+
 }  // namespace
 
 // The coroutine that drives a handler: it turns however the handler ends into a status.
@@ -230,12 +246,8 @@ void Call::submit_response_headers() {
   headers_sent_ = true;
   if (!stream_) return;
   http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
-  Metadata encoded;
-  encoded.reserve(initial_.size());
-  for (auto& [k, v] : initial_) {
-    encoded.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
-  }
-  for (auto& [k, v] : encoded) h.push_back({k, v});
+  std::vector<std::string> encoded;
+  append_metadata(initial_, encoded, h);
   owner_.session().submit_headers(*stream_, h, this);
 }
 
@@ -309,30 +321,29 @@ void Call::body_trailers(http2::HeaderList& out) noexcept {
     message_text_ = percent_encode_message(final_.message);
     out.push_back({"grpc-message", message_text_});
   }
-  encoded_trailing_.clear();
-  for (auto& [k, v] : trailing_) {
-    encoded_trailing_.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
-  }
-  for (auto& [k, v] : encoded_trailing_) out.push_back({k, v});
+  append_metadata(trailing_, encoded_trailing_, out);
 }
 
 // --- ending
 
-void Call::end(Status status, Metadata trailing) {
-  if (ended_) return;
+bool Call::decide(Status status, Metadata trailing) {
+  if (ended_) return false;
   ended_ = true;
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
   URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
   trailing_ = std::move(trailing);
-  if (!stream_) return;
+  return true;
+}
+
+void Call::end(Status status, Metadata trailing) {
+  if (!decide(std::move(status), std::move(trailing)) || !stream_) return;
   if (!headers_sent_) {
     // Trailers-Only: one HEADERS frame with the status and END_STREAM.
     headers_sent_ = true;
     http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
-    Metadata initial;
-    for (auto& [k, v] : initial_) initial.emplace_back(k, is_binary_metadata_key(k) ? base64_encode(v) : v);
-    for (auto& [k, v] : initial) h.push_back({k, v});
+    std::vector<std::string> encoded;
+    append_metadata(initial_, encoded, h);
     body_trailers(h);
     owner_.session().submit_headers(*stream_, h, nullptr);
   } else {
@@ -397,12 +408,8 @@ void Call::reset_stalled() {
   URINGRPC_LOG(base::LogLevel::kInfo, "%s: %s: %zu response bytes not taken for %lu ms; resetting the stream",
                std::string(peer()).c_str(), method_.path.c_str(), outbound_bytes_,
                static_cast<unsigned long>(owner_.config().stalled_stream_timeout_ms));
-  if (!ended_) {
-    ended_ = true;
-    final_ = {StatusCode::CANCELLED, "stream stalled"};
-    URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
-    shard_.timers().cancel(deadline_timer_);
-  }
+  // The status is decided here, but the stream is reset rather than given trailers.
+  decide({StatusCode::CANCELLED, "stream stalled"}, {});
   owner_.session().reset(*stream_, NGHTTP2_CANCEL);
   cancelled_ = true;
   destroy_handler();

@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/small_pool.h"
 #include "http2/session.h"
@@ -103,6 +104,10 @@ class Call final : public http2::ResponseBody {
   struct Runner;
   Runner run(Task<void> task);
   void on_handler_returned(Status status, Metadata trailing);
+  // Every way a call ends decides its final status here, once: it cancels the deadline,
+  // fires the rpc_end probe and keeps the trailers. False if it was decided already.
+  bool decide(Status status, Metadata trailing);
+  // decide(), then sends the status to the client (trailers, or Trailers-Only headers).
   void end(Status status, Metadata trailing);
   void submit_response_headers();
   // Resumes the parked handler if it waits for what just happened.
@@ -175,7 +180,7 @@ class Call final : public http2::ResponseBody {
   Status final_;
   std::string status_text_;    // storage for trailers while nghttp2 copies them
   std::string message_text_;
-  Metadata encoded_trailing_;
+  std::vector<std::string> encoded_trailing_;  // -bin trailer values while nghttp2 copies them
 };
 
 }  // namespace uringrpc::rpc

@@ -1,6 +1,7 @@
-// Connection I/O and teardown. States: open → draining (flush what is queued) →
-// write-shut (FIN sent, reading until the peer's EOF or the linger timer) → dead
-// (fd shut, waiting for in-flight requests) → freed at the end of a loop turn.
+// Connection I/O and teardown. States (ConnState in connection.h): handshaking → open →
+// draining (flush what is queued) → write-shut (FIN sent, reading until the peer's EOF or
+// the linger timer) → closing (fd shut, waiting for in-flight requests) → dead (freed at
+// the end of the loop turn).
 #include "transport/connection.h"
 
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -30,9 +32,11 @@ constexpr uint64_t kLingerPollMs = 5;
 constexpr size_t kFlushBudget = 1u << 20;
 constexpr size_t kTlsChunk = 16u << 10;
 
-// Connections whose multishot receive ended with -ENOBUFS, per shard thread.
-thread_local std::vector<Connection*>* t_starved = nullptr;
-uint64_t g_next_id = 1;  // only used to label logs; races are harmless
+// Labels logs and the conn_accept/conn_close probes, so unique across shards. A relaxed
+// atomic rather than per-shard counters: it is taken once per connection (beside accept,
+// getpeername and setsockopt, each a syscall), never per RPC, and the ids stay small and
+// in accept order in the logs. Relaxed: nothing else is ordered by it.
+std::atomic<uint64_t> g_next_id{1};
 
 std::string describe_peer(int fd) {
   sockaddr_storage ss{};
@@ -65,7 +69,7 @@ Connection* Connection::create(loop::Shard& shard, int fd, std::shared_ptr<TlsCo
 
 Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
                        uint64_t handshake_timeout_ms)
-    : shard_(shard), fd_(fd), id_(g_next_id++), handshake_timeout_ms_(handshake_timeout_ms) {
+    : shard_(shard), fd_(fd), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)), handshake_timeout_ms_(handshake_timeout_ms) {
   peer_ = describe_peer(fd);
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
@@ -79,10 +83,28 @@ Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> t
 Connection::~Connection() {
   release_iov();
   shard_.release();
-  if (t_starved) {
-    auto& v = *t_starved;
-    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  // ~BufferWaiter leaves the buffer ring's list if still waiting.
+}
+
+void Connection::move_to(ConnState next) {
+  // The edges of the table in connection.h; anything else is a bug in this file.
+  auto ok = [&] {
+    switch (state_) {
+      case ConnState::kHandshaking: return next == ConnState::kOpen || next == ConnState::kDraining || next == ConnState::kClosing;
+      case ConnState::kOpen: return next == ConnState::kDraining || next == ConnState::kClosing;
+      case ConnState::kDraining: return next == ConnState::kWriteShut || next == ConnState::kClosing;
+      case ConnState::kWriteShut: return next == ConnState::kClosing;
+      case ConnState::kClosing: return next == ConnState::kDead;
+      case ConnState::kDead: return false;
+    }
+    return false;
+  };
+  if (!ok()) {
+    URINGRPC_LOG(base::LogLevel::kError, "conn %lu: bad state transition %d -> %d", (unsigned long)id_,
+                 static_cast<int>(state_), static_cast<int>(next));
+    std::abort();
   }
+  state_ = next;
 }
 
 void Connection::start() {
@@ -94,7 +116,7 @@ void Connection::start() {
 }
 
 void Connection::arm_recv() {
-  if (recv_armed_ || paused_ || state_ == State::kDead) return;
+  if (recv_armed_ || paused_ || !alive()) return;
   io_uring_sqe* sqe = shard_.ring().get_sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -103,15 +125,7 @@ void Connection::arm_recv() {
   recv_armed_ = true;
 }
 
-void Connection::on_buffers_refilled(void*) {
-  if (!t_starved) return;
-  auto list = std::move(*t_starved);
-  t_starved->clear();
-  for (Connection* c : list) {
-    c->starved_ = false;
-    if (c->state_ != State::kDead) c->arm_recv();
-  }
-}
+void Connection::on_buffers_available() noexcept { arm_recv(); }
 
 void Connection::on_recv(int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) recv_armed_ = false;
@@ -120,7 +134,7 @@ void Connection::on_recv(int res, uint32_t flags) {
                                         static_cast<uint32_t>(res));
     if (paused_) {
       stash_.push_back(std::move(chunk));  // arrived before the cancel took effect
-    } else if (state_ == State::kOpen || state_ == State::kDraining) {
+    } else if (reading_up()) {
       deliver(chunk);
     }
     // After our FIN, incoming bytes are only read to reach the peer's EOF cleanly.
@@ -131,32 +145,29 @@ void Connection::on_recv(int res, uint32_t flags) {
     // the ring to refill. Buffers may already have come back between the kernel's failure
     // and this completion (the refill callback then ran before we were waiting for it):
     // in that case receive again at once.
-    if (!recv_armed_ && state_ != State::kDead && shard_.buffers().free_buffers() > 0) {
+    if (!recv_armed_ && alive() && shard_.buffers().free_buffers() > 0) {
       arm_recv();
-    } else if (!recv_armed_ && state_ != State::kDead) {
-      if (!t_starved) {
-        t_starved = new std::vector<Connection*>();
-        shard_.buffers().set_on_refill(&Connection::on_buffers_refilled, nullptr);
-      }
-      if (!starved_) t_starved->push_back(this);
-      starved_ = true;
+    } else if (!recv_armed_ && alive()) {
+      shard_.buffers().wait_for_buffers(*this);
     }
   } else if (res != -ECANCELED) {
     URINGRPC_LOG(base::LogLevel::kDebug, "conn %lu recv: %s", (unsigned long)id_, std::strerror(-res));
     die();
   }
-  if (!recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
+  if (!recv_armed_ && !waiting() && alive()) arm_recv();
   maybe_free();
 }
 
 void Connection::handshake_complete() {
-  if (handshake_done_) return;
-  handshake_done_ = true;
-  if (state_ == State::kOpen) shard_.timers().cancel(timer_);
+  // Only the first opening counts, and only while it is pending: once draining, the
+  // timer (if still armed) ends the connection as it was going to.
+  if (state_ != ConnState::kHandshaking) return;
+  move_to(ConnState::kOpen);
+  shard_.timers().cancel(timer_);
 }
 
 void Connection::pause_reading() {
-  if (paused_ || state_ == State::kDead) return;
+  if (paused_ || !alive()) return;
   paused_ = true;
   // Stop the multishot receive so the kernel keeps the peer's bytes (and TCP pushes back
   // on it) instead of this connection holding more of the shard's receive buffers.
@@ -179,10 +190,10 @@ void Connection::resume_reading() {
 void Connection::deliver_stashed() {
   size_t i = 0;
   for (; i < stash_.size() && !paused_; ++i) {
-    if (state_ == State::kOpen || state_ == State::kDraining) deliver(stash_[i]);
+    if (reading_up()) deliver(stash_[i]);
   }
   stash_.erase(stash_.begin(), stash_.begin() + static_cast<std::ptrdiff_t>(i));
-  if (!paused_ && !recv_armed_ && !starved_ && state_ != State::kDead) arm_recv();
+  if (!paused_ && !recv_armed_ && !waiting() && alive()) arm_recv();
 }
 
 void Connection::deliver(const Bytes& chunk) {
@@ -212,7 +223,7 @@ bool Connection::deliver_tls(const Bytes& ciphertext) {
       return false;
     }
   }
-  while (tls_->pending_plaintext() > 0 && (state_ == State::kOpen || state_ == State::kDraining)) {
+  while (tls_->pending_plaintext() > 0 && reading_up()) {
     std::string plain(std::min(tls_->pending_plaintext(), kTlsChunk * 4), '\0');
     size_t n = tls_->read_plaintext(reinterpret_cast<uint8_t*>(plain.data()), plain.size());
     if (n == 0) break;
@@ -226,7 +237,7 @@ bool Connection::deliver_tls(const Bytes& ciphertext) {
 }
 
 void Connection::request_flush() {
-  if (state_ == State::kDead) return;
+  if (!alive()) return;
   shard_.at_turn_end(this);
 }
 
@@ -239,7 +250,7 @@ void Connection::on_turn_end() noexcept {
 }
 
 void Connection::flush() {
-  if (send_in_flight_ || state_ == State::kDead || state_ == State::kWriteShut) return;
+  if (send_in_flight_ || !reading_up()) return;
   bool can_produce = handler_ && (!tls_ || tls_->handshake_done());
   if (tls_) {
     if (can_produce) {
@@ -254,7 +265,7 @@ void Connection::flush() {
         }
       }
     }
-    if (state_ == State::kDraining && tls_->handshake_done()) tls_->shutdown();
+    if (state_ == ConnState::kDraining && tls_->handshake_done()) tls_->shutdown();
     size_t pending = tls_->pending_ciphertext();
     if (pending > 0) {
       std::string cipher(pending, '\0');
@@ -267,7 +278,7 @@ void Connection::flush() {
   }
   if (!out_.empty()) {
     submit_send();
-  } else if (state_ == State::kDraining) {
+  } else if (state_ == ConnState::kDraining) {
     shut_write();
   }
 }
@@ -295,7 +306,7 @@ void Connection::release_iov() {
 void Connection::on_send(int res, uint32_t) {
   send_in_flight_ = false;
   release_iov();  // the kernel is done with the array
-  if (state_ == State::kDead) {
+  if (!alive()) {
     maybe_free();
     return;
   }
@@ -318,17 +329,17 @@ void Connection::on_send(int res, uint32_t) {
 }
 
 void Connection::close_after_flush() {
-  if (state_ != State::kOpen) return;
-  state_ = State::kDraining;
+  if (!open()) return;
+  move_to(ConnState::kDraining);
   request_flush();
 }
 
 void Connection::shut_write() {
-  state_ = State::kWriteShut;
+  move_to(ConnState::kWriteShut);
   ::shutdown(fd_, SHUT_WR);
   linger_until_ms_ = shard_.now_ms() + kLingerMs;
   shard_.timers().arm(timer_, shard_.now_ms() + kLingerPollMs);
-  if (!recv_armed_ && !starved_) arm_recv();
+  if (!recv_armed_ && !waiting()) arm_recv();
 }
 
 void Connection::abort() { die(); maybe_free(); }
@@ -339,7 +350,7 @@ std::shared_ptr<const PeerIdentity> Connection::peer_identity() const {
 
 void Connection::on_timer(void* self) {
   auto* c = static_cast<Connection*>(self);
-  if (c->state_ == State::kWriteShut) {
+  if (c->state_ == ConnState::kWriteShut) {
     // Closing while the peer has not yet acknowledged our last bytes could turn into a
     // reset that discards them; once the send queue is empty, closing is safe.
     int unacked = 0;
@@ -349,7 +360,7 @@ void Connection::on_timer(void* self) {
       return;
     }
   }
-  if (c->state_ == State::kOpen && !c->handshake_done_) {
+  if (c->state_ == ConnState::kHandshaking) {
     URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
                  c->peer_.c_str(), c->tls_ && !c->tls_->handshake_done() ? "TLS handshake" : "HTTP/2 preface");
   }
@@ -358,8 +369,9 @@ void Connection::on_timer(void* self) {
 }
 
 void Connection::die() {
-  if (state_ == State::kDead) return;
-  state_ = State::kDead;
+  if (!alive()) return;
+  move_to(ConnState::kClosing);
+  stop_waiting();  // a closing connection takes no more buffers
   stash_.clear();
   shard_.timers().cancel(timer_);
   // Makes the armed receive and any in-flight send complete promptly. When neither is in
@@ -374,8 +386,8 @@ void Connection::die() {
 }
 
 void Connection::maybe_free() {
-  if (state_ != State::kDead || recv_armed_ || send_in_flight_ || freed_scheduled_) return;
-  freed_scheduled_ = true;
+  if (state_ != ConnState::kClosing || recv_armed_ || send_in_flight_) return;
+  move_to(ConnState::kDead);
   URINGRPC_PROBE(conn_close, fd_, id_, peer_.c_str());
   ::close(fd_);
   fd_ = -1;

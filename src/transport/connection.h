@@ -23,7 +23,20 @@ namespace uringrpc::transport {
 class TlsContext;
 class TlsSession;
 
-class Connection final : public Transport, public loop::TurnHook {
+// The connection's life, one state at a time (Connection::move_to checks each step):
+//   kHandshaking  TLS handshake / HTTP/2 preface pending, under the handshake deadline;
+//                 reads and writes as kOpen does.            → kOpen, kDraining, kClosing
+//   kOpen         reading, handing bytes up, sending.         → kDraining, kClosing
+//   kDraining     close_after_flush(): still reading, sending what is queued; FIN once
+//                 the queue is empty.                         → kWriteShut, kClosing
+//   kWriteShut    FIN sent; nothing more is sent, input is read only to reach the peer's
+//                 EOF, or the linger timer ends it.           → kClosing
+//   kClosing      the handler was told (on_closed), the fd is shut; waiting for the
+//                 receive and send in flight to complete.     → kDead
+//   kDead         fd closed, the delete deferred to the end of the loop turn. Terminal.
+enum class ConnState : uint8_t { kHandshaking, kOpen, kDraining, kWriteShut, kClosing, kDead };
+
+class Connection final : public Transport, public loop::TurnHook, private loop::BufferWaiter {
  public:
   // Takes ownership of fd. The object lives until its teardown completes.
   static Connection* create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
@@ -44,14 +57,13 @@ class Connection final : public Transport, public loop::TurnHook {
   void resume_reading() override;
   size_t queued_output_bytes() const override { return out_.bytes(); }
   std::shared_ptr<const PeerIdentity> peer_identity() const override;
-  bool open() const { return state_ == State::kOpen; }
+  bool open() const { return state_ == ConnState::kHandshaking || state_ == ConnState::kOpen; }
+  ConnState state() const { return state_; }
   uint64_t id() const { return id_; }
 
   void on_turn_end() noexcept override;
 
  private:
-  enum class State { kOpen, kDraining, kWriteShut, kDead };
-
   struct RecvOp final : loop::Completion {
     Connection* c;
     void on_complete(int res, uint32_t flags) noexcept override { c->on_recv(res, flags); }
@@ -76,26 +88,32 @@ class Connection final : public Transport, public loop::TurnHook {
   void die();
   void maybe_free();
   static void on_timer(void* self);
-  static void on_buffers_refilled(void* shard_list);
+  void on_buffers_available() noexcept override;  // loop::BufferWaiter
+  void move_to(ConnState next);
+  // Input is handed up and output produced until the FIN (kHandshaking..kDraining).
+  bool reading_up() const { return state_ <= ConnState::kDraining; }
+  // Requests may still be submitted: the fd is not shut yet.
+  bool alive() const { return state_ < ConnState::kClosing; }
 
   loop::Shard& shard_;
   int fd_;
   uint64_t id_;
   std::string peer_;
-  State state_ = State::kOpen;
+  ConnState state_ = ConnState::kHandshaking;
   ConnectionHandler* handler_ = nullptr;
   std::unique_ptr<TlsSession> tls_;
   uint64_t handshake_timeout_ms_;
 
   RecvOp recv_op_;
   SendOp send_op_;
+  // Not lifecycle: what is in flight and the reading backpressure. recv_armed_ and
+  // send_in_flight_ guard the kernel's use of recv_op_/send_op_ (and msg_/iov_): kClosing
+  // waits for both to clear. A receive that ended with -ENOBUFS waits in the buffer
+  // ring's list instead (BufferWaiter::waiting()).
   bool recv_armed_ = false;
-  bool starved_ = false;  // receive ended with -ENOBUFS; waiting for the ring to refill
   bool send_in_flight_ = false;
-  bool freed_scheduled_ = false;
-  bool handshake_done_ = false;  // the protocol above saw its peer's opening
-  bool paused_ = false;          // pause_reading(): input waits in stash_
-  bool resume_due_ = false;      // resume_reading() asked; delivered at turn end
+  bool paused_ = false;      // pause_reading(): no receive is re-armed, input waits in stash_
+  bool resume_due_ = false;  // resume_reading() asked; the stash is delivered at turn end
   std::vector<Bytes> stash_;     // received while paused (what was in flight at the cancel)
   OutputQueue out_;
   // An idle connection should not carry a 4 KiB iovec array: small sends use the inline

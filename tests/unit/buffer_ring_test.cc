@@ -1,6 +1,6 @@
 // Unit tests for loop::BufferRing (src/loop/buffer_ring.h) against a real io_uring: receives
 // land in ring buffers without a copy, an empty ring fails a receive with -ENOBUFS (the
-// backpressure signal), and releasing a buffer refills it and calls the refill hook once.
+// backpressure signal), and releasing a buffer refills it and wakes a waiting receiver once.
 #include "loop/buffer_ring.h"
 
 #include <sys/socket.h>
@@ -98,13 +98,19 @@ TEST_F(BufferRingTest, EmptyRingFailsTheReceiveWithEnobufs) {
   EXPECT_EQ(receive(buffers, "c").res, -ENOBUFS);
 }
 
-TEST_F(BufferRingTest, ReleasingTheLastViewRefillsAnEmptyRingAndCallsTheHookOnce) {
+struct CountingWaiter final : BufferWaiter {
+  int calls = 0;
+  void on_buffers_available() noexcept override { ++calls; }
+};
+
+TEST_F(BufferRingTest, ReleasingTheLastViewRefillsAnEmptyRingAndWakesTheWaiterOnce) {
   BufferRing buffers(ring_.raw(), 64, 2);
-  int refills = 0;
-  buffers.set_on_refill([](void* n) { ++*static_cast<int*>(n); }, &refills);
   Received a = receive(buffers, "a");
   Received b = receive(buffers, "b");
   ASSERT_EQ(receive(buffers, "c").res, -ENOBUFS);
+  CountingWaiter waiter;  // a receiver that got -ENOBUFS waits for the refill
+  buffers.wait_for_buffers(waiter);
+  int& refills = waiter.calls;
 
   Bytes slice = a.bytes.slice(0, 1);
   a.bytes = Bytes();
@@ -114,7 +120,7 @@ TEST_F(BufferRingTest, ReleasingTheLastViewRefillsAnEmptyRingAndCallsTheHookOnce
   EXPECT_EQ(refills, 1);
   EXPECT_EQ(buffers.free_buffers(), 1u);
   b.bytes = Bytes();
-  EXPECT_EQ(refills, 1) << "the ring was not empty: no second re-arm";
+  EXPECT_EQ(refills, 1) << "the waiter was called once; nobody waits any more";
   EXPECT_EQ(buffers.free_buffers(), 2u);
 
   Received again = receive(buffers, "again");
