@@ -12,7 +12,9 @@ namespace uringrpc::codegen {
 
 namespace gp = google::protobuf;
 
-const char* const kReservedMembers[3] = {"register_methods", "file_descriptor", "service_descriptor"};
+const char* const kReservedNames[11] = {"register_methods", "file_descriptor", "service_descriptor",
+                                        "uringrpc", "std", "google", "Task", "Stream", "Reader",
+                                        "ServerContext", "Status"};
 
 namespace {
 
@@ -97,7 +99,7 @@ std::string service_class_name(const gp::ServiceDescriptor* service) {
 
 std::vector<std::string> method_function_names(const gp::ServiceDescriptor* service,
                                                const std::string& class_name) {
-  std::set<std::string> taken(std::begin(kReservedMembers), std::end(kReservedMembers));
+  std::set<std::string> taken(std::begin(kReservedNames), std::end(kReservedNames));
   taken.insert(class_name);
   // An rpc keeps its own name whenever it can: reserve every unmangled rpc name first, so
   // rpcs "delete" and "delete_" give delete__ and delete_, not a clash.

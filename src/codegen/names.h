@@ -23,12 +23,14 @@ std::string package_namespace(const std::string& package);
 std::string service_class_name(const google::protobuf::ServiceDescriptor* service);
 
 // The member function of each method, in the service's method order: the rpc's own name,
-// with '_' appended while it is a C++ keyword, the class's name, one of the members every
-// generated class has (kReservedMembers) or the final name of an earlier method.
+// with '_' appended while it is a C++ keyword, the class's name, a reserved name
+// (kReservedNames) or the final name of an earlier method.
 std::vector<std::string> method_function_names(const google::protobuf::ServiceDescriptor* service,
                                                const std::string& class_name);
 
-// What every generated class declares besides its rpc methods.
-extern const char* const kReservedMembers[3];
+// What every generated class declares besides its rpc methods, and the names a derived
+// class writes unqualified in its overrides: a member "Stream" or "uringrpc" would hide
+// uringrpc::Stream or the namespace itself inside every subclass.
+extern const char* const kReservedNames[11];
 
 }  // namespace uringrpc::codegen
