@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "../common/gzip_bomb.h"
+
 namespace uringrpc::rpc {
 namespace {
 
@@ -55,45 +57,9 @@ std::string text(size_t n) {
   return s;
 }
 
-// `blocks` MiB of zeros gzipped at about 1000:1. Compressing 1 GiB takes seconds, so it is
-// built the way a bomb maker would: a 1 MiB block of zeros ended with Z_FULL_FLUSH (which
-// resets the history, so the block stands alone) is repeated, then the gzip trailer for
-// the whole (CRC32 combined per block, ISIZE).
-std::string gzip_of_zero_mebibytes(int blocks) {
-  z_stream z{};
-  deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
-  std::string zeros(1 << 20, '\0');
-  auto run = [&](bool feed, int flush) {
-    std::string out;
-    char buf[1 << 16];
-    z.next_in = reinterpret_cast<Bytef*>(zeros.data());
-    z.avail_in = feed ? static_cast<uInt>(zeros.size()) : 0;
-    do {
-      z.next_out = reinterpret_cast<Bytef*>(buf);
-      z.avail_out = sizeof buf;
-      deflate(&z, flush);
-      out.append(buf, sizeof buf - z.avail_out);
-    } while (z.avail_out == 0);
-    return out;
-  };
-  std::string out = run(true, Z_FULL_FLUSH);   // gzip header + first block
-  std::string block = run(true, Z_FULL_FLUSH);  // a block that needs no history
-  std::string tail = run(false, Z_FINISH);      // last (empty) block + trailer
-  deflateEnd(&z);
-  for (int i = 1; i < blocks; ++i) out += block;
-  tail.resize(tail.size() - 8);
-  uLong crc_block = crc32(0, reinterpret_cast<const Bytef*>(zeros.data()), static_cast<uInt>(zeros.size()));
-  uLong crc = crc_block;
-  for (int i = 1; i < blocks; ++i) crc = crc32_combine(crc, crc_block, static_cast<z_off_t>(zeros.size()));
-  uint32_t isize = static_cast<uint32_t>(blocks) << 20;
-  for (int i = 0; i < 4; ++i) tail += static_cast<char>((crc >> (8 * i)) & 0xff);
-  for (int i = 0; i < 4; ++i) tail += static_cast<char>((isize >> (8 * i)) & 0xff);
-  return out + tail;
-}
-
 // 1 GiB of zeros in about 1 MiB of gzip; built once.
 const std::string& gzip_bomb() {
-  static const std::string bomb = gzip_of_zero_mebibytes(1024);
+  static const std::string bomb = testing::gzip_of_zero_mebibytes(1024);
   return bomb;
 }
 
@@ -166,7 +132,7 @@ INSTANTIATE_TEST_SUITE_P(GzipAndDeflate, Codec, ::testing::Values(Compression::k
 TEST(Compression, GzipBombConstructionMakesValidGzipOfZeros) {
   // The bomb's construction checked with zlib on 8 MiB (inflating the whole 1 GiB would
   // take seconds): a valid stream of exactly that many zeros, trailer included.
-  const std::string bomb = gzip_of_zero_mebibytes(8);
+  const std::string bomb = testing::gzip_of_zero_mebibytes(8);
   ASSERT_LT(gzip_bomb().size(), 2u << 20);
   z_stream z{};
   ASSERT_EQ(inflateInit2(&z, 31), Z_OK);
