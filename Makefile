@@ -31,7 +31,7 @@ CXXFLAGS ?= -O2 -g -fno-omit-frame-pointer
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread -MMD -MP $(SAN_FLAGS)
 CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen
 LDFLAGS  += -pthread $(SAN_FLAGS)
-LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -lz
+LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -ldeflate -lz
 GRPC_LIBS = $(shell pkg-config --libs grpc++ 2>/dev/null)
 TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
 
@@ -301,6 +301,17 @@ $(BUILD)/perf/h2-stream-client: $(BUILD)/obj/perf/clients/h2_stream_client.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ -lnghttp2 -o $@
 # ---- end benchmark clients
+
+# ---- compression benchmark (perf/compression_bench.cc)
+# zlib against libdeflate on whole gRPC messages; `make compression-bench` prints the
+# figures that chose libdeflate (perf/README.md, "Compression library").
+.PHONY: compression-bench
+compression-bench: $(BUILD)/perf/compression-bench
+	$(BUILD)/perf/compression-bench
+$(BUILD)/perf/compression-bench: $(BUILD)/obj/perf/compression_bench.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ -ldeflate -lz -o $@
+# ---- end compression benchmark
 
 # ---- benchmarks (perf)
 # `make bench`: installs the benchmark's own Debian packages (perf/install-deps; `make test`

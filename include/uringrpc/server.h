@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "uringrpc/compression.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/tls.h"
 
@@ -105,8 +106,12 @@ struct CallOptions {
   // Server-wide cap on RPCs being served; 0 means no cap. Beyond it: RESOURCE_EXHAUSTED.
   size_t max_concurrent = 0;
   // Largest request message accepted; a larger length prefix ends the RPC with
-  // RESOURCE_EXHAUSTED before any of its payload is buffered.
+  // RESOURCE_EXHAUSTED before any of its payload is buffered. A compressed message is
+  // held to it twice: as sent, and as it inflates (stopped at the limit).
   size_t max_receive_message_bytes = 4u << 20;
+  // Compression of response messages when the handler does not choose
+  // (ServerContext::set_compression); only for clients that list it in grpc-accept-encoding.
+  Compression default_compression = Compression::kNone;
   // co_await ctx.write() suspends while a stream has more than this many bytes queued.
   size_t write_watermark_bytes = 256u << 10;
   // A stream with response data waiting on a zero flow-control window for this long is

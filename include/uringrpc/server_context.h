@@ -10,6 +10,7 @@
 
 #include "uringrpc/bytes.h"
 #include "uringrpc/codec.h"
+#include "uringrpc/compression.h"
 #include "uringrpc/metadata.h"
 #include "uringrpc/peer_identity.h"
 #include "uringrpc/status.h"
@@ -73,10 +74,20 @@ class ServerContext {
   // throws std::invalid_argument instead, which ends the RPC with UNKNOWN.
   [[noreturn]] void abort(StatusCode code, std::string details, Metadata trailing = {});
 
+  // --- compression of the responses
+  // Compresses this call's response messages with `c` (the default is
+  // ServerOptions::calls.default_compression). A client that did not list `c` in its
+  // grpc-accept-encoding gets them uncompressed. Throws UsageError once the response
+  // headers went out (with the first message, or send_initial_metadata()).
+  void set_compression(Compression c);
+  // What the responses use: the choice above, or kNone if the client does not accept it.
+  Compression compression() const noexcept;
+
   // --- messages
   // co_await ctx.write(msg): queues one response message. Suspends only while the stream's
   // queued bytes are over the write watermark. Resumes with false when the RPC can no
-  // longer send (it ended or was cancelled).
+  // longer send (it ended or was cancelled). co_await ctx.write(msg, {.no_compress = true})
+  // sends this one message uncompressed in a call that compresses.
   class [[nodiscard("co_await it: the message is sent only when the write is awaited")]] WriteAwaiter {
    public:
     bool await_ready() const noexcept { return false; }
@@ -85,14 +96,16 @@ class ServerContext {
 
    private:
     friend class ServerContext;
-    WriteAwaiter(rpc::Call& call, Bytes payload) noexcept : call_(call), payload_(std::move(payload)) {}
+    WriteAwaiter(rpc::Call& call, Bytes payload, WriteOptions options) noexcept
+        : call_(call), payload_(std::move(payload)), options_(options) {}
     rpc::Call& call_;
     Bytes payload_;
+    WriteOptions options_;
     bool ok_ = false;
   };
   template <class M>
-  WriteAwaiter write(M&& message) {
-    return WriteAwaiter(call_, Codec<std::remove_cvref_t<M>>::encode(std::forward<M>(message)));
+  WriteAwaiter write(M&& message, WriteOptions options = {}) {
+    return WriteAwaiter(call_, Codec<std::remove_cvref_t<M>>::encode(std::forward<M>(message)), options);
   }
 
   // co_await ctx.read<M>(): the next request message, or nullopt once the client

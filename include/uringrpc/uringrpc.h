@@ -4,6 +4,7 @@
 #include "uringrpc/async.h"
 #include "uringrpc/bytes.h"
 #include "uringrpc/codec.h"
+#include "uringrpc/compression.h"
 #include "uringrpc/errors.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/metadata.h"

@@ -118,6 +118,7 @@ FieldName classify_field(std::string_view n) noexcept {
     case 14: return n == "content-length" ? F::kContentLength : F::kOther;
     case 16: return n == "proxy-connection" ? F::kConnectionSpecific : F::kOther;
     case 17: return n == "transfer-encoding" ? F::kConnectionSpecific : F::kOther;
+    case 20: return n == "grpc-accept-encoding" ? F::kGrpcAcceptEncoding : F::kOther;
     default: return F::kOther;
   }
 }

@@ -28,6 +28,7 @@ enum class FieldName : uint8_t {
   kTe,
   kGrpcTimeout,
   kGrpcEncoding,
+  kGrpcAcceptEncoding,
   kConnectionSpecific,  // connection, keep-alive, proxy-connection, transfer-encoding, upgrade
 };
 

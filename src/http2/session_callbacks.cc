@@ -136,6 +136,7 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
       h.has_grpc_timeout = true;
       break;
     case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf); break;
+    case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf); break;
     case FieldName::kHost: h.hold(h.authority, value_buf); break;  // :authority, if any, came first
     default: h.metadata.emplace_back(PooledString(n), PooledString(v)); break;
   }

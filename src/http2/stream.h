@@ -40,6 +40,7 @@ struct RequestHead {
   std::string_view grpc_timeout;
   bool has_grpc_timeout = false;  // present, even if empty (an empty one is an error)
   std::string_view grpc_encoding;
+  std::string_view grpc_accept_encoding;
   // Every other header, in arrival order, values as on the wire: the call keeps these.
   RawMetadata metadata;
 
@@ -60,11 +61,12 @@ struct RequestHead {
   void release() noexcept {
     for (uint8_t i = 0; i < held_count_; ++i) nghttp2_rcbuf_decref(held_[i]);
     held_count_ = 0;
-    method = path = scheme = authority = content_type = te = grpc_timeout = grpc_encoding = {};
+    method = path = scheme = authority = content_type = te = grpc_timeout = grpc_encoding =
+        grpc_accept_encoding = {};
   }
 
  private:
-  static constexpr uint8_t kMaxHeld = 9;  // the views above, plus host
+  static constexpr uint8_t kMaxHeld = 10;  // the views above, plus host
   nghttp2_rcbuf* held_[kMaxHeld];
   uint8_t held_count_ = 0;
 };

@@ -167,9 +167,13 @@ void Call::on_data(const Bytes& chunk) {
   }
   auto err = deframer_.feed(chunk, [this](Bytes message, bool compressed) {
     if (compressed) {
-      // We advertise no compression, so a compressed message cannot be decoded.
-      if (!ended_) cancel({StatusCode::INTERNAL, "compressed message received without grpc-encoding"});
-      return;
+      const size_t wire_size = message.size();
+      if (auto error = compression_.inflate(message, deframer_.max_message_size())) {
+        if (!ended_) cancel(std::move(*error));
+        return;
+      }
+      // What the message now holds beyond what its DATA was charged with.
+      if (message.size() > wire_size) charge(message.size() - wire_size);
     }
     // A queued message pins its whole receive buffer until the handler takes it; a slow
     // handler fed small messages could pin the shard's whole ring (every connection of
@@ -248,6 +252,7 @@ void Call::submit_response_headers() {
   http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
   std::vector<std::string> encoded;
   append_metadata(initial_, encoded, h);
+  compression_.add_response_headers(h, true);
   owner_.session().submit_headers(*stream_, h, this);
 }
 
@@ -255,14 +260,15 @@ void Call::send_initial_metadata() {
   if (!headers_sent_ && !ended_) submit_response_headers();
 }
 
-bool Call::enqueue_write(Bytes payload, bool* ok) {
+bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
   if (ended_ || !stream_) {
     *ok = false;
     return false;
   }
   *ok = true;
   OutMessage m{};
-  encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()));
+  bool compressed = compression_.compress(payload, options.no_compress);
+  encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()), compressed);
   m.payload = std::move(payload);
   outbound_bytes_ += kMessagePrefixSize + m.payload.size();
   charge(kMessagePrefixSize + m.payload.size());
@@ -344,6 +350,7 @@ void Call::end(Status status, Metadata trailing) {
     http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
     std::vector<std::string> encoded;
     append_metadata(initial_, encoded, h);
+    compression_.add_response_headers(h, false);
     body_trailers(h);
     owner_.session().submit_headers(*stream_, h, nullptr);
   } else {

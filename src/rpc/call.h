@@ -13,6 +13,7 @@
 #include "http2/session.h"
 #include "loop/shard.h"
 #include "loop/timer_wheel.h"
+#include "rpc/compression.h"
 #include "rpc/deframer.h"
 #include "rpc/memory_budget.h"
 #include "rpc/message_queue.h"
@@ -39,6 +40,7 @@ struct RpcConfig {
   uint64_t max_connection_age_grace_ms;
   uint64_t stalled_stream_timeout_ms;
   MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
+  Compression default_compression;  // responses', unless the handler chooses
 };
 
 class Call final : public http2::ResponseBody {
@@ -77,9 +79,11 @@ class Call final : public http2::ResponseBody {
   void send_initial_metadata();
   bool headers_sent() const { return headers_sent_; }
 
+  CallCompression& compression() { return compression_; }
+
   // Write: queues the message; returns true if the writer must wait (over the watermark).
   // *ok is false if the RPC can no longer send.
-  bool enqueue_write(Bytes payload, bool* ok);
+  bool enqueue_write(Bytes payload, bool* ok, WriteOptions options = {});
   void park_writer(std::coroutine_handle<> h) {
     parked_ = h;
     parked_reader_ = false;
@@ -144,6 +148,8 @@ class Call final : public http2::ResponseBody {
   bool handler_done_ = false;
   bool destroy_queued_ = false;
   bool delete_queued_ = false;
+
+  CallCompression compression_;
 
   // request side
   Deframer deframer_;

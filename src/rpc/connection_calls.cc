@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "rpc/base64.h"
+#include "rpc/compression.h"
 #include "rpc/grpc_timeout.h"
 #include "rpc/metadata_validation.h"
 #include "rpc/percent_encoding.h"
@@ -56,7 +57,7 @@ void ConnectionCalls::reject(http2::Stream& s, const char* http_status, StatusCo
                       {"content-type", grpc_answer ? "application/grpc" : "text/plain; charset=utf-8"},
                       {"grpc-status", status},
                       {"grpc-message", encoded}};
-  if (accept_encoding) h.push_back({"grpc-accept-encoding", "identity"});
+  if (accept_encoding) h.push_back({"grpc-accept-encoding", kAcceptEncoding});
   if (grpc_answer) {
     session_.submit_headers(s, h, nullptr);  // Trailers-Only
   } else {
@@ -103,8 +104,11 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
     deadline_ms = loop::TimerWheel::monotonic_now_ms() + static_cast<uint64_t>(ms);
   }
-  if (!head.grpc_encoding.empty() && head.grpc_encoding != "identity") {
-    reject(s, "200", StatusCode::UNIMPLEMENTED, "unsupported grpc-encoding \"" + std::string(head.grpc_encoding) + "\"",
+  std::optional<Compression> request_encoding = parse_encoding(head.grpc_encoding);
+  if (!request_encoding) {
+    reject(s, "200", StatusCode::UNIMPLEMENTED,
+           "unsupported grpc-encoding \"" + std::string(head.grpc_encoding) + "\" (accepted: " +
+               std::string(kAcceptEncoding) + ")",
            true);
     return;
   }
@@ -138,6 +142,8 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     admitted = true;
   }
   auto* call = new Call(*this, s, *method, std::move(head.metadata), deadline_ms, admitted);
+  call->compression().start(*request_encoding, parse_accept_encoding(head.grpc_accept_encoding),
+                            config_.default_compression);
   call->next_ = calls_;
   if (calls_) calls_->prev_ = call;
   calls_ = call;

@@ -44,6 +44,15 @@ void ServerContext::add_initial_metadata(std::string key, std::string value) {
 
 void ServerContext::send_initial_metadata() { call_.send_initial_metadata(); }
 
+void ServerContext::set_compression(Compression c) {
+  // The response headers name the algorithm (grpc-encoding); a change after them would
+  // send messages the client cannot decode.
+  if (call_.headers_sent()) throw UsageError("set_compression() after the response headers were sent");
+  call_.compression().set_response(c);
+}
+
+Compression ServerContext::compression() const noexcept { return call_.compression().response(); }
+
 void ServerContext::abort(StatusCode code, std::string details, Metadata trailing) {
   std::string error = rpc::validate_outgoing_metadata(trailing, "trailing");
   if (!error.empty()) throw std::invalid_argument(error);
@@ -56,7 +65,7 @@ void ServerContext::throw_undecodable() {
 }
 
 bool ServerContext::WriteAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
-  bool must_wait = call_.enqueue_write(std::move(payload_), &ok_);
+  bool must_wait = call_.enqueue_write(std::move(payload_), &ok_, options_);
   if (!must_wait) return false;
   call_.park_writer(h);
   return true;

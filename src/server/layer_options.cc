@@ -70,6 +70,7 @@ rpc::RpcConfig rpc_config(const ServerOptions& o) {
   c.max_connection_age_ms = ms(o.connection.max_age);
   c.max_connection_age_grace_ms = ms(o.connection.max_age_grace);
   c.stalled_stream_timeout_ms = ms(o.calls.stalled_stream_timeout);
+  c.default_compression = o.calls.default_compression;
   return c;
 }
 
@@ -137,6 +138,8 @@ void validate(const ServerOptions& o, unsigned shards) {
               "at least 1 (0 would not turn the limit off)");
 
   // ---- calls
+  check_range("calls.default_compression", static_cast<uint64_t>(o.calls.default_compression), 0, 2,
+              "Compression::kNone (0), kDeflate (1) or kGzip (2)");
   check_not_negative("calls.stalled_stream_timeout", o.calls.stalled_stream_timeout, "ms");
   if (o.calls.max_buffered_bytes != 0 && o.calls.max_buffered_bytes < shards) {
     reject("calls.max_buffered_bytes",

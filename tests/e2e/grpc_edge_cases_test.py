@@ -6,6 +6,7 @@ import os
 import sys
 import time
 import urllib.parse
+import zlib
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -13,7 +14,7 @@ from wire_harness import (  # noqa: E402  (puts tests/common on the path too)
     BLOCK_BRIEFLY, SEED_REQUEST, SEED_RESPONSE, UNARY, main_with, raw_conn)
 from h2wire import block, grpc_fields, grpc_message  # noqa: E402
 
-OK, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL = "0", "4", "12", "13"
+OK, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL = "0", "4", "8", "12", "13"
 
 
 def call(port, fields, body=None, limit=5.0):
@@ -55,6 +56,18 @@ def served_ok(fields):
 
 def with_header(name, value, path=UNARY):
     return grpc_fields(path, extra=[(name, value)])
+
+
+def _gzip(data):
+    c = zlib.compressobj(wbits=31)
+    return c.compress(data) + c.flush()
+
+
+def zlib_bomb(enc, mebibytes):
+    """`mebibytes` MiB of zeros, gzip or zlib format, compressed one MiB at a time."""
+    c = zlib.compressobj(9, wbits=31 if enc == "gzip" else 15)
+    zeros = bytes(1 << 20)
+    return b"".join(c.compress(zeros) for _ in range(mebibytes)) + c.flush()
 
 
 def replace(fields, name, value):
@@ -174,16 +187,46 @@ def cases(t):
         t.run(f"flag/{i + 3}", f"message flag byte 0x{flag:02x} -> INTERNAL",
               expect("200", INTERNAL, base, body=grpc_message(SEED_REQUEST, flag=flag)))
 
-    def accept_encoding(r):
-        v = r.header("grpc-accept-encoding")
-        if v is None:
-            return ["no grpc-accept-encoding"]
-        return [] if "identity" in [e.strip() for e in v.split(",")] else [f"grpc-accept-encoding {v!r} lacks identity"]
-    for i, enc in enumerate(["x-unknown-codec", "gzip", "snappy"]):
+    def accept_encoding(used):
+        def check(r):
+            v = r.header("grpc-accept-encoding")
+            if v is None:
+                return ["no grpc-accept-encoding"]
+            listed = [e.strip() for e in v.split(",")]
+            problems = [] if listed == ["identity", "deflate", "gzip"] else [f"grpc-accept-encoding {v!r}"]
+            # compression.md: the list must not contain the refused encoding, and the
+            # description names the supported ones.
+            if used in listed:
+                problems.append(f"grpc-accept-encoding lists the refused {used!r}")
+            msg = urllib.parse.unquote(r.trailer("grpc-message") or "")
+            if "identity,deflate,gzip" not in msg:
+                problems.append(f"grpc-message {msg!r} does not name the accepted encodings")
+            return problems
+        return check
+    for i, enc in enumerate(["x-unknown-codec", "snappy", "br", "GZIP"]):
         t.run(f"encoding/{i + 1}", f"grpc-encoding {enc} -> UNIMPLEMENTED with grpc-accept-encoding",
-              expect("200", UNIMPLEMENTED, with_header("grpc-encoding", enc), extra_check=accept_encoding))
-    t.run("encoding/4", "grpc-encoding identity with uncompressed messages is served",
+              expect("200", UNIMPLEMENTED, with_header("grpc-encoding", enc), extra_check=accept_encoding(enc)))
+    t.run("encoding/5", "grpc-encoding identity with uncompressed messages is served",
           served_ok(with_header("grpc-encoding", "identity")))
+    # gzip and deflate (gRPC's deflate is the zlib format) are accepted, per message.
+    packers = {"gzip": _gzip,
+               "deflate": lambda b: zlib.compress(b)}
+    for i, (enc, pack) in enumerate(packers.items()):
+        t.run(f"compressed/{i + 1}", f"a {enc} message with grpc-encoding {enc} is inflated and served",
+              expect("200", OK, with_header("grpc-encoding", enc), body=grpc_message(pack(SEED_REQUEST), flag=1),
+                     extra_check=lambda r: [] if r.data == grpc_message(SEED_RESPONSE) else ["response missing"]))
+        t.run(f"compressed/{i + 3}", f"grpc-encoding {enc} with an uncompressed message (flag 0) is served",
+              served_ok(with_header("grpc-encoding", enc)))
+        t.run(f"compressed/{i + 5}", f"a corrupt {enc} message -> INTERNAL",
+              expect("200", INTERNAL, with_header("grpc-encoding", enc),
+                     body=grpc_message(pack(SEED_REQUEST)[:-3] + b"xyz", flag=1)))
+        t.run(f"compressed/{i + 7}", f"a truncated {enc} message -> INTERNAL",
+              expect("200", INTERNAL, with_header("grpc-encoding", enc),
+                     body=grpc_message(pack(SEED_REQUEST * 20)[:10], flag=1)))
+        # 12 MiB of zeros in ~12 KiB (one DATA frame): 3x the 4 MiB limit once inflated.
+        bomb = zlib_bomb(enc, 12)
+        t.run(f"compressed/{i + 9}", f"a {enc} bomb (12 KiB inflating to 12 MiB) -> RESOURCE_EXHAUSTED",
+              expect("200", RESOURCE_EXHAUSTED, with_header("grpc-encoding", enc), body=grpc_message(bomb, flag=1)))
 
     # grpc-message: the server's own messages quote request values; bytes outside
     # 0x20-0x7E and '%' must be percent-encoded on the wire.

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../common/grpc_test_client.h"
+#include "../common/gzip_bomb.h"
 #include "../common/h2_frames.h"
 #include "uringrpc/uringrpc.h"
 
@@ -294,6 +295,13 @@ class RawHttp2 : public ::testing::Test {
                           } guard{&wait_destroyed_};
                           while (auto m = co_await reader.next()) wait_reads_.fetch_add(1);
                         }));
+    // Compressed responses, with the middle one of three sent uncompressed.
+    server_->add_method("/e2e.Raw/Mixed", uringrpc::server_streaming([](Bytes req, ServerContext& ctx) -> Task<void> {
+                          ctx.set_compression(uringrpc::Compression::kGzip);
+                          co_await ctx.write(req);
+                          co_await ctx.write(req, {.no_compress = true});
+                          co_await ctx.write(req);
+                        }));
     port_ = server_->add_insecure_port("127.0.0.1:0");
     ASSERT_GT(port_, 0);
     server_->start();
@@ -439,6 +447,102 @@ TEST_F(RawHttp2, MessageFlagByteTwoGetsInternal) {
   StreamResponse r = c.read_response(1);
   EXPECT_EQ(r.header("grpc-status"), "13") << r.describe();
   EXPECT_EQ(echo_calls_.load(), 0);
+  expect_server_healthy();
+}
+
+// The gRPC messages of a response body: (compressed flag, payload) each.
+std::vector<std::pair<int, std::string>> split_messages(std::string_view body) {
+  std::vector<std::pair<int, std::string>> out;
+  while (body.size() >= 5) {
+    size_t n = be32(body, 1);
+    out.emplace_back(body[0], std::string(body.substr(5, n)));
+    body.remove_prefix(std::min(body.size(), 5 + n));
+  }
+  return out;
+}
+
+TEST_F(RawHttp2, HandlerMixesCompressedAndUncompressedMessagesWithTheirFlags) {
+  RawH2Client c(port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send_preface());
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Mixed") + literal("grpc-accept-encoding", "identity,gzip"), false));
+  const std::string text(2000, 'z');
+  ASSERT_TRUE(c.send_data(1, grpc_message(text), true));
+  StreamResponse r = c.read_response(1);
+  ASSERT_EQ(r.header("grpc-status"), "0") << r.describe();
+  EXPECT_EQ(r.header("grpc-encoding"), "gzip") << r.describe();
+  EXPECT_EQ(r.header("grpc-accept-encoding"), "identity,deflate,gzip") << r.describe();
+  auto messages = split_messages(r.data);
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_EQ(messages[0].first, 1);
+  EXPECT_LT(messages[0].second.size(), 100u);  // 2000 'z' gzipped
+  EXPECT_EQ(messages[1].first, 0);
+  EXPECT_EQ(messages[1].second, text);
+  EXPECT_EQ(messages[2].first, 1);
+}
+
+TEST_F(RawHttp2, ClientWithoutAcceptEncodingGetsUncompressedResponses) {
+  RawH2Client c(port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send_preface());
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Mixed"), false));
+  ASSERT_TRUE(c.send_data(1, grpc_message(std::string(2000, 'z')), true));
+  StreamResponse r = c.read_response(1);
+  ASSERT_EQ(r.header("grpc-status"), "0") << r.describe();
+  EXPECT_FALSE(r.header("grpc-encoding")) << r.describe();
+  for (auto& [flag, payload] : split_messages(r.data)) {
+    EXPECT_EQ(flag, 0);
+    EXPECT_EQ(payload, std::string(2000, 'z'));
+  }
+}
+
+TEST_F(RawHttp2, GzipBombGetsResourceExhaustedAndTheConnectionGoesOn) {
+  // 512 MiB of zeros in ~0.5 MiB of gzip: under the 4 MiB limit as sent, and within the
+  // 1 MiB stream window so this client need not wait for WINDOW_UPDATEs.
+  const std::string bomb = uringrpc::testing::gzip_of_zero_mebibytes(512);
+  RawH2Client c(port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send_preface());
+  // The server's 1 MiB window applies once its SETTINGS are acknowledged (read_frame acks).
+  Frame f;
+  do {
+    ASSERT_EQ(c.read_frame(f, Clock::now() + 5s), RawH2Client::Read::kFrame);
+  } while (f.type != kSettings || (f.flags & kAck));
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Echo") + literal("grpc-encoding", "gzip"), false));
+  std::string body = grpc_message(bomb, 1);
+  for (size_t at = 0; at < body.size(); at += 16384) {
+    if (!c.send_data(1, std::string_view(body).substr(at, 16384), at + 16384 >= body.size())) break;
+  }
+  StreamResponse r = c.read_response(1);
+  EXPECT_EQ(r.header("grpc-status"), "8") << r.describe();
+  EXPECT_EQ(echo_calls_.load(), 0);
+  ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo"), false));
+  ASSERT_TRUE(c.send_data(3, grpc_message("next"), true));
+  StreamResponse next = c.read_response(3);
+  EXPECT_EQ(next.header("grpc-status"), "0") << next.describe();
+  expect_server_healthy();
+}
+
+TEST_F(RawHttp2, CorruptCompressedMessageGetsInternalAndOtherCallsGoOn) {
+  RawH2Client c(port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send_preface());
+  // Stream 1 stays open (a message waits in /e2e.Raw/Wait) while stream 3 fails.
+  ASSERT_TRUE(c.send_headers(1, request_block("/e2e.Raw/Wait"), false));
+  ASSERT_TRUE(c.send_data(1, grpc_message("first"), false));
+  ASSERT_TRUE(wait_until([&] { return wait_reads_.load() == 1; }, 5s));
+  std::string gz = uringrpc::testing::gzip_of_zero_mebibytes(1);
+  gz[gz.size() / 2] = static_cast<char>(gz[gz.size() / 2] ^ 0x55);
+  ASSERT_TRUE(c.send_headers(3, request_block("/e2e.Raw/Echo") + literal("grpc-encoding", "gzip"), false));
+  ASSERT_TRUE(c.send_data(3, grpc_message(gz.substr(0, gz.size() - 3), 1), true));  // corrupt and truncated
+  StreamResponse r = c.read_response(3);
+  EXPECT_EQ(r.header("grpc-status"), "13") << r.describe();
+  EXPECT_EQ(echo_calls_.load(), 0);
+  // The other call on the connection is unaffected.
+  ASSERT_TRUE(c.send_data(1, grpc_message("second"), true));
+  StreamResponse first = c.read_response(1);
+  EXPECT_EQ(first.header("grpc-status"), "0") << first.describe();
+  EXPECT_EQ(wait_reads_.load(), 2);
   expect_server_healthy();
 }
 
