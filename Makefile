@@ -3,7 +3,7 @@
 #   make test             every test; last line "N passed, M failed, K skipped" (tests/run_all.sh)
 #   make test SANITIZE=1  the same under ASan+UBSan (objects in build-asan/)
 #   make test TSAN=1      the same under ThreadSanitizer (objects in build-tsan/)
-#   make tsan             the multi-shard, stop and offload tests under TSan (CI runs this)
+#   make tsan             the multi-shard, stop and offload tests under TSan (~4 min; not in CI)
 #   make run              example server on localhost:50051
 #   make bench / install / clean
 
@@ -15,7 +15,7 @@ SAN_FLAGS := -fsanitize=thread
 # `make test TSAN=1` too: the gRPC client libraries are not instrumented (tests/tsan.supp).
 # The whole suite under TSan runs in about 4 minutes on 2 cores but is not clean: OpenSSL
 # inside the gRPC client's TLS threads, and two timing-bound abuse/h2 checks; CI runs
-# `make tsan` instead.
+# the narrower `make tsan` instead, by hand (it does not fit CI's 30 minutes beside the rest).
 export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp
 else ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
