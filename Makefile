@@ -14,8 +14,8 @@ BUILD ?= build-tsan
 SAN_FLAGS := -fsanitize=thread
 # `make test TSAN=1` too: the gRPC client libraries are not instrumented (tests/tsan.supp).
 # The whole suite under TSan runs in about 4 minutes on 2 cores but is not clean: OpenSSL
-# inside the gRPC client's TLS threads, and two timing-bound abuse/h2 checks; CI runs
-# the narrower `make tsan` instead, by hand (it does not fit CI's 30 minutes beside the rest).
+# inside the gRPC client's TLS threads, and two timing-bound abuse/h2 checks. The narrower
+# `make tsan` is clean; it is run by hand, not in CI (no room in CI's 30 minutes beside the rest).
 export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp
 else ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
