@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -61,6 +62,7 @@ std::string read_file(const std::string& path) {
 }
 
 enum class Transport { kH2c, kTls };
+void PrintTo(Transport t, std::ostream* os) { *os << (t == Transport::kH2c ? "h2c" : "tls"); }
 
 // One server process per transport for the whole suite: starting one takes ~10 ms, but
 // the TLS one also shows that its generated certificate works with an unmodified client.
