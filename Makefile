@@ -60,9 +60,9 @@ SEED_LIB_OBJS := $(BUILD)/obj/tests/seed/seed_service.o
 SEED_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/seed/*_test.cc))
 
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests \
-             $(BUILD)/tests/compile-fail-tests $(BUILD)/tests/codegen-tests
+             $(BUILD)/tests/compile-fail-tests $(BUILD)/tests/codegen-tests $(BUILD)/tests/interop-tests
 PROGRAMS  := $(BUILD)/bin/seed-server $(BUILD)/bin/example-server $(BUILD)/bin/abuse-server \
-             $(PLUGIN)
+             $(BUILD)/bin/interop-server $(PLUGIN)
 
 .PHONY: all deps test run bench install clean fuzz
 all: $(LIB) $(PROGRAMS)
@@ -170,6 +170,28 @@ $(BUILD)/tests/codegen-tests: $(CODEGEN_TEST_OBJS) $(SERVICE_OBJS) $(GRPC_GEN_OB
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
 # ---- end generated-service tests
+
+# ---- interop (tests/interop)
+# interop-server: grpc.testing.TestService from Debian's grpc-proto through our plugin (the
+# $(GRPC_GEN) code above), for any gRPC interop client. interop-tests: the standard interop
+# cases run by the real gRPC C++ client against that binary, over h2c and TLS.
+INTEROP_SERVER_OBJS := $(patsubst %,$(BUILD)/obj/tests/interop/%.o,interop_server interop_service interop_flags) \
+                       $(BUILD)/obj/tests/common/test_certs.o \
+                       $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/testing/%.pb.o,empty messages test test.uringrpc)
+INTEROP_TEST_OBJS   := $(patsubst %,$(BUILD)/obj/tests/interop/%.o,interop_test server_process) \
+                       $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/testing/%.pb.o,empty messages test test.grpc)
+INTEROP_OBJS        := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/interop/*.cc))
+$(INTEROP_OBJS): CPPFLAGS += -I$(GRPC_GEN)
+$(INTEROP_OBJS): | $(GRPC_GEN_HDRS)
+
+$(BUILD)/bin/interop-server: $(INTEROP_SERVER_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/interop-tests: $(INTEROP_TEST_OBJS) $(COMMON_TEST_OBJS) $(LIB) | $(BUILD)/bin/interop-server
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $(filter-out $(BUILD)/bin/interop-server,$^) $(LIBS) $(TEST_LIBS) -o $@
+# ---- end interop
 
 # ---- compile-fail tests (tests/compile_fail)
 # The test compiles misuse snippets at run time with this build's compiler and flags.

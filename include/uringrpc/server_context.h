@@ -56,6 +56,12 @@ class ServerContext {
   std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
   // True once the client cancelled, the deadline passed, or the server is cancelling calls.
   bool cancelled() const noexcept;
+  // Whether the request message read last (the request of a unary or server-streaming
+  // handler; the last one ctx.read() or reader.next() returned) came with the gRPC
+  // compressed flag set, i.e. the client compressed it; false before any message. It was
+  // inflated before the handler saw it either way. gRPC's interop servers need this
+  // (expect_compressed); most handlers do not care.
+  bool last_read_compressed() const noexcept;
 
   // --- how the RPC ends
   // (A unary or client-streaming handler can also `co_return Status{code, details}`:

@@ -182,7 +182,7 @@ void Call::on_data(const Bytes& chunk) {
       message = Bytes::copy(message.view());
     }
     inbound_bytes_ += kMessagePrefixSize + message.size();
-    inbound_.push_back(std::move(message));
+    inbound_.push_back({std::move(message), compressed});
   });
   if (err == Deframer::Error::kMessageTooLarge && !ended_) {
     cancel({StatusCode::RESOURCE_EXHAUSTED,
@@ -210,7 +210,8 @@ void Call::on_request_end() {
 std::optional<Bytes> Call::take_message() {
   resumed();
   if (inbound_.empty()) return std::nullopt;
-  Bytes m = std::move(inbound_.front());
+  Bytes m = std::move(inbound_.front().message);
+  last_read_compressed_ = inbound_.front().compressed;
   inbound_.pop_front();
   discharge(std::min(buffered_, kMessagePrefixSize + m.size()));
   return_window(kMessagePrefixSize + m.size());

@@ -24,6 +24,7 @@ std::optional<std::chrono::steady_clock::time_point> ServerContext::deadline() c
   return call_.deadline();
 }
 bool ServerContext::cancelled() const noexcept { return call_.cancelled(); }
+bool ServerContext::last_read_compressed() const noexcept { return call_.last_read_compressed(); }
 void ServerContext::set_code(StatusCode code) noexcept { call_.set_code(code); }
 void ServerContext::set_details(std::string details) { call_.set_details(std::move(details)); }
 StatusCode ServerContext::code() const noexcept { return call_.code(); }

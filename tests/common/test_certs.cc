@@ -112,8 +112,9 @@ X509Ptr make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
     add_ext(x, &v3, NID_ext_key_usage, "serverAuth");
-    // Every way an e2e test may dial the loopback server.
-    add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+    // Every way an e2e test may dial the loopback server, and the name gRPC's interop
+    // clients claim (--server_host_override=foo.test.google.fr) as in gRPC's own test certificate.
+    add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,DNS:*.test.google.fr,IP:127.0.0.1,IP:::1");
   } else {
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");

@@ -10,7 +10,8 @@ namespace uringrpc::testing {
 
 struct TestPki {
   std::string ca_cert_pem;       // self-signed CA
-  std::string server_cert_pem;   // signed by the CA, SANs: DNS:localhost, IP:127.0.0.1, IP:::1
+  std::string server_cert_pem;   // signed by the CA, SANs: DNS:localhost, DNS:*.test.google.fr,
+                                 // IP:127.0.0.1, IP:::1
   std::string server_key_pem;    // PKCS#8, unencrypted
   std::string server_chain_pem;  // server cert followed by CA cert
 

@@ -58,6 +58,13 @@ class Compressed : public ::testing::TestWithParam<grpc_compression_algorithm> {
                           while (auto m = co_await r.next()) all += m->str() + "|";
                           co_return Bytes(all);
                         }));
+    // Client streaming: '1' or '0' per message, as ServerContext::last_read_compressed saw it.
+    server_->add_method("/e2e.Zip/Flags", uringrpc::client_streaming([](uringrpc::Reader<Bytes>& r, ServerContext& ctx)
+                                                                        -> Task<Bytes> {
+                          std::string flags;
+                          while (auto m = co_await r.next()) flags += ctx.last_read_compressed() ? '1' : '0';
+                          co_return Bytes(flags);
+                        }));
     // Server streaming: five messages, compressed (gzip) unless the server default says.
     server_->add_method("/e2e.Zip/Five", uringrpc::server_streaming([](Bytes req, ServerContext& ctx) -> uringrpc::Stream<Bytes> {
                           if (ctx.compression() == Compression::kNone) ctx.set_compression(Compression::kGzip);
@@ -98,6 +105,28 @@ TEST_P(Compressed, ClientCompressedStreamReachesHandlerInflated) {
   CallResult r = call.finish();
   ASSERT_TRUE(r.ok()) << describe(r);
   EXPECT_EQ(r.responses.at(0), want);
+}
+
+TEST_P(Compressed, HandlerSeesWhichRequestMessagesCameCompressed) {
+  start();
+  // gRPC C++ sends a message uncompressed when compressing would not shrink it (one byte).
+  StreamingCall call(compressing_channel(port_, GetParam()), "/e2e.Zip/Flags");
+  for (const std::string& m : {text(5000), std::string("x"), text(7000)}) ASSERT_TRUE(call.write(m));
+  ASSERT_TRUE(call.writes_done());
+  while (call.read()) {
+  }
+  CallResult r = call.finish();
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(r.responses.at(0), "101");
+  // And a channel that does not compress: no message is flagged.
+  StreamingCall plain(uringrpc::testing::make_channel("127.0.0.1:" + std::to_string(port_)), "/e2e.Zip/Flags");
+  ASSERT_TRUE(plain.write(text(5000)));
+  ASSERT_TRUE(plain.writes_done());
+  while (plain.read()) {
+  }
+  r = plain.finish();
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(r.responses.at(0), "0");
 }
 
 TEST_P(Compressed, ServerCompressedUnaryResponseDecodesOnTheClient) {

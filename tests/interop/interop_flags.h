@@ -1,0 +1,29 @@
+// The interop server's command line, spelled as every gRPC interop server spells it
+// (--port, --use_tls, --tls_cert_file, --tls_key_file) plus ours (--grace-ms, --shards).
+// Parsed by interop_server.cc's main().
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace uringrpc::interop {
+
+struct InteropFlags {
+  unsigned port = 0;  // 0: any free port (the chosen one is printed)
+  bool use_tls = false;
+  std::string tls_cert_file;  // both empty: a generated test certificate
+  std::string tls_key_file;
+  std::chrono::milliseconds grace{5000};  // how long in-flight calls get on SIGINT/SIGTERM
+  unsigned shards = 0;                    // 0: one per CPU (ServerOptions' default)
+};
+
+// Accepts "--name value" and "--name=value"; --use_tls takes true/false (or 1/0) and alone
+// means true. Returns nullopt and sets *error on anything it does not understand.
+std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::string* error);
+
+inline constexpr const char* kInteropUsage =
+    "usage: interop-server [--port N] [--use_tls true|false] [--tls_cert_file PATH --tls_key_file PATH]\n"
+    "                      [--grace-ms N] [--shards N]";
+
+}  // namespace uringrpc::interop
