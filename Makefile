@@ -380,10 +380,16 @@ $(BUILD)/obj/perf-gen/%.o: $(PERF_GEN)/%.cc | $(PERF_GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) -I$(PERF_GEN) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/perf/bench_server.o $(BUILD)/obj/perf/anchors/grpc_cpp_server.o: CPPFLAGS += -I$(PERF_GEN)
-$(BUILD)/obj/perf/bench_server.o $(BUILD)/obj/perf/anchors/grpc_cpp_server.o: | $(PERF_GEN_HDRS)
+$(BUILD)/obj/perf/anchors/grpc_cpp_server.o: CPPFLAGS += -I$(PERF_GEN)
+$(BUILD)/obj/perf/anchors/grpc_cpp_server.o: | $(PERF_GEN_HDRS)
+# bench-server serves the TestService class our plugin generates: it takes the grpc.testing
+# code of the generated-service tests ($(GRPC_GEN)), not perf-gen's (one copy of each message).
+BENCH_GEN_OBJS := $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/testing/%.o,\
+                    empty.pb messages.pb test.pb test.uringrpc.pb)
+$(BUILD)/obj/perf/bench_server.o: CPPFLAGS += -I$(GRPC_GEN)
+$(BUILD)/obj/perf/bench_server.o: | $(GRPC_GEN_HDRS)
 
-$(BUILD)/bin/bench-server: $(BUILD)/obj/perf/bench_server.o $(PERF_MSG_OBJS) $(LIB)
+$(BUILD)/bin/bench-server: $(BUILD)/obj/perf/bench_server.o $(BENCH_GEN_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
 

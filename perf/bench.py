@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 import h2.config
 import h2.connection
@@ -68,8 +69,21 @@ def streaming_input_request(size):  # StreamingInputCallRequest
     return len_field(1, payload(size))
 
 
-def grpc_frame(msg):
-    return b"\x00" + len(msg).to_bytes(4, "big") + msg
+def grpc_frame(msg, encoding=None):
+    """One length-prefixed message; with an encoding, compressed and flagged as such."""
+    if encoding:
+        msg = compress(msg, encoding)
+    return (b"\x01" if encoding else b"\x00") + len(msg).to_bytes(4, "big") + msg
+
+
+def compress(data, encoding):
+    # wbits 31: gzip container, 15: zlib (gRPC's "deflate"), as in RFC 1952 / 1950.
+    c = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    return c.compress(data) + c.flush()
+
+
+def decompress(data, encoding):
+    return zlib.decompress(data, 31 if encoding == "gzip" else 15)
 
 
 def parse_fields(data):
@@ -116,11 +130,17 @@ def body_size(msg):
     return 0
 
 
-def split_grpc_messages(data):
+def split_grpc_messages(data, encoding=None):
+    """The messages in DATA; a flagged one is inflated with `encoding`, which must be given."""
     msgs, i = [], 0
     while i + 5 <= len(data):
         n = int.from_bytes(data[i + 1:i + 5], "big")
-        msgs.append(data[i + 5:i + 5 + n])
+        msg = data[i + 5:i + 5 + n]
+        if data[i] & 1:
+            if not encoding:
+                raise ValueError("a compressed message without grpc-encoding")
+            msg = decompress(msg, encoding)
+        msgs.append(msg)
         i += 5 + n
     if i != len(data):
         raise ValueError("DATA does not end on a gRPC message boundary")
@@ -128,8 +148,10 @@ def split_grpc_messages(data):
 
 
 # ---- one real gRPC call over h2c or TLS with the h2 library: the check before each scenario.
-def grpc_call(port, method, body, tls=False, timeout=10.0):
-    """Sends `body` (already length-prefixed) and returns (headers, trailers, messages)."""
+def grpc_call(port, method, body, tls=False, timeout=10.0, encoding=None):
+    """Sends `body` (already length-prefixed; with `encoding`, its messages compressed with it)
+    and returns (headers, trailers, messages, compressed, data_bytes): `compressed` counts the
+    reply's messages that came flagged as compressed, `data_bytes` is the DATA as sent."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock = raw
     if tls:
@@ -143,7 +165,8 @@ def grpc_call(port, method, body, tls=False, timeout=10.0):
         conn.initiate_connection()
         conn.send_headers(1, [(":method", "POST"), (":scheme", "https" if tls else "http"),
                               (":path", SERVICE + method), (":authority", f"127.0.0.1:{port}"),
-                              ("content-type", "application/grpc"), ("te", "trailers")])
+                              ("content-type", "application/grpc"), ("te", "trailers")]
+                          + ([("grpc-encoding", encoding), ("grpc-accept-encoding", encoding)] if encoding else []))
         conn.send_data(1, body, end_stream=True)
         sock.sendall(conn.data_to_send())
         headers, trailers, data, done = {}, {}, bytearray(), False
@@ -169,7 +192,12 @@ def grpc_call(port, method, body, tls=False, timeout=10.0):
             sock.sendall(conn.data_to_send())
         if not trailers and "grpc-status" in headers:
             trailers = headers  # trailers-only response
-        return headers, trailers, split_grpc_messages(bytes(data))
+        flags, i = 0, 0
+        while i + 5 <= len(data):
+            flags += data[i] & 1
+            i += 5 + int.from_bytes(data[i + 1:i + 5], "big")
+        msgs = split_grpc_messages(bytes(data), headers.get("grpc-encoding"))
+        return headers, trailers, msgs, flags, len(data)
     finally:
         sock.close()
 
@@ -179,10 +207,13 @@ class Scenario:
     """kind: h2load (unary over h2c/TLS), fixed-rate, storm, stream-out, stream-in, idle."""
 
     def __init__(self, name, title, kind, method="EmptyCall", request=b"", conns=16, streams=10,
-                 response_size=0, tls=False, size=1024):
+                 response_size=0, tls=False, size=1024, encoding=None):
         self.name, self.title, self.kind, self.method = name, title, kind, method
         self.request, self.conns, self.streams = request, conns, streams
         self.response_size, self.tls, self.size = response_size, tls, size
+        # encoding: requests are sent compressed with it, replies are asked for with it (the
+        # servers are started with it as their default response compression).
+        self.encoding = encoding
 
     def unit(self):
         return {"stream-out": "MB/s", "stream-in": "MB/s", "storm": "conn/s",
@@ -200,6 +231,9 @@ SCENARIOS = [
              method="UnaryCall", request=simple_request(KIB, KIB), response_size=KIB),
     Scenario("unary-64k", "UnaryCall, empty request, 64 KiB response, 16 × 10", "h2load",
              method="UnaryCall", request=simple_request(0, 64 * KIB), response_size=64 * KIB),
+    Scenario("unary-64k-gzip", "UnaryCall, 64 KiB compressible request and response, both gzip, 16 × 10",
+             "h2load", method="UnaryCall", request=simple_request(64 * KIB, 64 * KIB),
+             response_size=64 * KIB, encoding="gzip"),
     Scenario("stream-out-1k", "StreamingOutputCall, 1 KiB messages, 4 streams on 1 connection",
              "stream-out", method="StreamingOutputCall", conns=1, streams=4),
     Scenario("stream-in-1k", "StreamingInputCall, 1 KiB messages, 4 streams on 1 connection",
@@ -215,10 +249,16 @@ SCENARIOS = [
 
 
 # ---- servers
+# The servers that take `--compression NAME` (their default response compression).
+COMPRESSING_SERVERS = ("ours", "ours-raw", "grpc-cpp", "grpc-cpp-callback")
+
+
 def server_commands(build):
     py = "/usr/bin/python3"
     return {
         "ours": [os.path.join(build, "bin/bench-server")],
+        # The same handlers registered by path, without the generated service class.
+        "ours-raw": [os.path.join(build, "bin/bench-server"), "--api", "raw"],
         "grpc-cpp": [os.path.join(build, "perf/grpc-cpp-server")],
         "grpc-cpp-callback": [os.path.join(build, "perf/grpc-cpp-server"), "--api", "callback"],
         "grpc-go": [os.path.join(build, "perf/grpc-go-server")],
@@ -413,7 +453,7 @@ class Bench:
 
     def body_file(self, sc, msgs=None):
         """Request body (length-prefixed gRPC messages) for h2load -d."""
-        data = b"".join(grpc_frame(m) for m in (msgs if msgs is not None else [sc.request]))
+        data = b"".join(grpc_frame(m, sc.encoding) for m in (msgs if msgs is not None else [sc.request]))
         path = os.path.join(self.scratch, f"{sc.name}.body")
         with open(path, "wb") as f:
             f.write(data)
@@ -440,9 +480,13 @@ class Bench:
             body = grpc_frame(streaming_input_request(sc.size)) * 3
             want = None
         else:
-            body = grpc_frame(sc.request)
+            body = grpc_frame(sc.request, sc.encoding)
             want = [sc.response_size] if sc.method == "UnaryCall" else [0]
-        headers, trailers, msgs = grpc_call(srv.port, sc.method, body, tls=sc.tls)
+        headers, trailers, msgs, compressed, data_bytes = grpc_call(srv.port, sc.method, body, tls=sc.tls,
+                                                        encoding=sc.encoding)
+        if sc.encoding and (headers.get("grpc-encoding") != sc.encoding or compressed != len(msgs)):
+            raise RuntimeError(f"reply not {sc.encoding}-compressed (grpc-encoding "
+                               f"{headers.get('grpc-encoding')}, {compressed} of {len(msgs)} messages flagged)")
         if headers.get(":status") != "200":
             raise RuntimeError(f"HTTP status {headers.get(':status')}")
         if trailers.get("grpc-status") != "0":
@@ -456,7 +500,7 @@ class Bench:
                 raise RuntimeError(f"reply message sizes {[len(m) for m in msgs]}, want [0]")
         elif [body_size(m) for m in msgs] != want:
             raise RuntimeError(f"reply payload sizes {[body_size(m) for m in msgs][:5]}, want {want[:5]}")
-        return sum(5 + len(m) for m in msgs)
+        return data_bytes
 
     # -- runners per kind; each returns a Run
     def h2load_argv(self, sc, port, body_path, seconds, log_path=None, rps=None, requests=None):
@@ -464,6 +508,8 @@ class Bench:
         argv = ["taskset", "-c", str(self.a.load_core), "h2load", "-t", "1", "-c", str(sc.conns),
                 "-m", str(sc.streams), "-H", "content-type: application/grpc", "-H", "te: trailers",
                 "-d", body_path]
+        if sc.encoding:
+            argv += ["-H", f"grpc-encoding: {sc.encoding}", "-H", f"grpc-accept-encoding: {sc.encoding}"]
         argv += ["-n", str(requests)] if requests else ["-D", f"{round(seconds * 1000)}ms"]
         if rps:
             argv += ["--rps", f"{rps:g}"]
@@ -670,6 +716,12 @@ class Bench:
                     if key in self.skipped:
                         continue
                     argv = cmds.get(name)
+                    if argv and sc.encoding:
+                        if name not in COMPRESSING_SERVERS:
+                            self.skipped[key] = "no --compression flag in this anchor"
+                            self.log(f"   {name}: skipped, {self.skipped[key]}")
+                            continue
+                        argv = argv + ["--compression", sc.encoding]
                     missing = [x for x in argv or [] if x.startswith("/") and not os.path.exists(x)]
                     if argv is None or missing:
                         self.skipped[key] = f"not built ({missing[0] if missing else 'no such server'})"
@@ -916,7 +968,7 @@ def report(bench, scenarios, servers, argv, started, machine):
         lines.append(f"- **{sc.name}**: {sc.title}.")
     lines += ["", "## Exact commands (last round of each; ports differ per run)", "",
               "Servers are started as `taskset -c SERVER_CORE <server> --port N` (plus `--tls-cert F --tls-key F` "
-              "for unary-tls), each checked with one real gRPC call (grpc-status 0, right reply size) before it "
+              "for unary-tls, `--compression gzip` for unary-64k-gzip), each checked with one real gRPC call (grpc-status 0, right reply size) before it "
               "is measured. `-d FILE` is the scenario's request body (length-prefixed protobuf): "
               "`/usr/bin/python3 perf/bench.py --write-bodies DIR` writes them all.", "", "```"]
     for sc in scenarios:
@@ -961,7 +1013,7 @@ def main():
         for sc in SCENARIOS:
             if sc.kind in ("h2load", "fixed-rate"):
                 with open(os.path.join(a.write_bodies, f"{sc.name}.body"), "wb") as f:
-                    f.write(grpc_frame(sc.request))
+                    f.write(grpc_frame(sc.request, sc.encoding))
                 print(os.path.join(a.write_bodies, f"{sc.name}.body"))
         return 0
     if a.quick:

@@ -1,7 +1,10 @@
 // The uringrpc side of the benchmark (perf/): grpc.testing.TestService's EmptyCall, UnaryCall,
 // StreamingOutputCall and StreamingInputCall, doing the same work per call as the anchors in
-// perf/anchors/. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
+// perf/anchors/. Served through the class protoc-gen-uringrpc generates (what users run);
+// `--api raw` registers the same handlers by path instead, to measure what the generated
+// layer costs. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
 //   [--batch-wait-us U --batch-size B]   (ServerOptions::loop.completion_batch_wait / _size)
+//   [--api generated|raw] [--compression none|gzip|deflate]   (calls.default_compression)
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +17,7 @@
 
 #include "grpc/testing/empty.pb.h"
 #include "grpc/testing/messages.pb.h"
+#include "grpc/testing/test.uringrpc.pb.h"
 #include "anchors/stop_waiter.h"
 
 namespace gt = grpc::testing;
@@ -59,6 +63,44 @@ uringrpc::Task<gt::StreamingInputCallResponse> streaming_input_call(
   co_return response;
 }
 
+// The generated service: each override hands the call to the same function the raw path
+// registers (returning its task, not wrapping it in another coroutine frame).
+class BenchService : public gt::TestServiceService {
+  uringrpc::Task<gt::Empty> EmptyCall(gt::Empty request, uringrpc::ServerContext& ctx) override {
+    return empty_call(std::move(request), ctx);
+  }
+  uringrpc::Task<gt::SimpleResponse> UnaryCall(gt::SimpleRequest request,
+                                               uringrpc::ServerContext& ctx) override {
+    return unary_call(std::move(request), ctx);
+  }
+  uringrpc::Stream<gt::StreamingOutputCallResponse> StreamingOutputCall(
+      gt::StreamingOutputCallRequest request, uringrpc::ServerContext& ctx) override {
+    return streaming_output_call(std::move(request), ctx);
+  }
+  uringrpc::Task<gt::StreamingInputCallResponse> StreamingInputCall(
+      uringrpc::Reader<gt::StreamingInputCallRequest>& reader,
+      uringrpc::ServerContext& ctx) override {
+    return streaming_input_call(reader, ctx);
+  }
+};
+
+void add_raw_methods(uringrpc::Server& server) {
+  server.add_method("/grpc.testing.TestService/EmptyCall", uringrpc::unary(empty_call));
+  server.add_method("/grpc.testing.TestService/UnaryCall", uringrpc::unary(unary_call));
+  server.add_method("/grpc.testing.TestService/StreamingOutputCall",
+                    uringrpc::server_streaming(streaming_output_call));
+  server.add_method("/grpc.testing.TestService/StreamingInputCall",
+                    uringrpc::client_streaming(streaming_input_call));
+}
+
+bool parse_compression(std::string_view name, uringrpc::Compression& out) {
+  if (name == "none") out = uringrpc::Compression::kNone;
+  else if (name == "gzip") out = uringrpc::Compression::kGzip;
+  else if (name == "deflate") out = uringrpc::Compression::kDeflate;
+  else return false;
+  return true;
+}
+
 bool parse_number(const char* text, unsigned& out) {
   std::string_view s(text);
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -66,7 +108,8 @@ bool parse_number(const char* text, unsigned& out) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] [--batch-size B]\n",
+  std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] "
+               "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate]\n",
                argv0);
   return 2;
 }
@@ -78,6 +121,7 @@ int main(int argc, char** argv) {
   unsigned port = 0;
   bool have_port = false;
   unsigned batch_wait_us = 0;
+  bool raw_api = false;
   std::string tls_cert, tls_key;
   uringrpc::ServerOptions options;
   // One shard: the benchmark pins the server to one core; --shards lets a user try more.
@@ -92,6 +136,9 @@ int main(int argc, char** argv) {
     } else if (flag == "--batch-wait-us" && parse_number(value, batch_wait_us)) {
       options.loop.completion_batch_wait = std::chrono::microseconds(batch_wait_us);
     } else if (flag == "--batch-size" && parse_number(value, options.loop.completion_batch_size)) {
+    } else if (flag == "--api" && (value == std::string_view("raw") || value == std::string_view("generated"))) {
+      raw_api = value == std::string_view("raw");
+    } else if (flag == "--compression" && parse_compression(value, options.calls.default_compression)) {
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {
@@ -102,13 +149,13 @@ int main(int argc, char** argv) {
   }
   if (!have_port || tls_cert.empty() != tls_key.empty()) return usage(argv[0]);
 
+  BenchService service;  // declared before the server, so that it outlives it
   uringrpc::Server server(options);
-  server.add_method("/grpc.testing.TestService/EmptyCall", uringrpc::unary(empty_call));
-  server.add_method("/grpc.testing.TestService/UnaryCall", uringrpc::unary(unary_call));
-  server.add_method("/grpc.testing.TestService/StreamingOutputCall",
-                    uringrpc::server_streaming(streaming_output_call));
-  server.add_method("/grpc.testing.TestService/StreamingInputCall",
-                    uringrpc::client_streaming(streaming_input_call));
+  if (raw_api) {
+    add_raw_methods(server);
+  } else {
+    server.add_service(service);
+  }
   // Loopback only, and the same address in every server of the benchmark.
   std::string address = "127.0.0.1:" + std::to_string(port);
   int bound = 0;

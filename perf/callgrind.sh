@@ -9,6 +9,11 @@
 # both runs and start-up is before both, so (I_large - I_small) / (LARGE - SMALL) is the
 # steady-state cost of one call. Default load is 1 connection x 1 stream (one call in flight:
 # no batching, the least timing-dependent shape); pass CONNS STREAMS for another shape.
+# CALL_METHOD / CALL_BODY / OUR_SERVER_FLAGS choose another call or server flags (tools/common.sh);
+# OURS_ONLY=1 skips gRPC C++. E.g. the generated service against the raw path on unary-1k:
+#   /usr/bin/python3 perf/bench.py --write-bodies /tmp/b
+#   for api in generated raw; do CALL_METHOD=UnaryCall CALL_BODY=/tmp/b/unary-1k.body \
+#     OUR_SERVER_FLAGS="--api $api" OURS_ONLY=1 BUILD=build perf/callgrind.sh 2000 10000 16 10; done
 set -euo pipefail
 source "$(dirname "$0")/tools/common.sh"
 
@@ -55,11 +60,13 @@ measure() {  # measure NAME METHOD CMD...
 }
 
 pick_our_server
-echo "# instructions per unary empty RPC (callgrind), ${CONNS} connection(s) x ${STREAMS} stream(s)"
-echo "# command: BUILD=$BUILD perf/callgrind.sh $SMALL $LARGE $CONNS $STREAMS"
+echo "# instructions per unary RPC $OUR_METHOD (callgrind), ${CONNS} connection(s) x ${STREAMS} stream(s)"
+echo "# command: ${CALL_METHOD:+CALL_METHOD=$CALL_METHOD }${CALL_BODY:+CALL_BODY=$CALL_BODY }${OUR_SERVER_FLAGS:+OUR_SERVER_FLAGS=\"$OUR_SERVER_FLAGS\" }${OURS_ONLY:+OURS_ONLY=1 }BUILD=$BUILD perf/callgrind.sh $SMALL $LARGE $CONNS $STREAMS"
 # shellcheck disable=SC2086
 measure uringrpc "$OUR_METHOD" $OUR_SERVER
-if [ -x "$GRPC_CPP_SERVER_BIN" ]; then
+if [ -n "${OURS_ONLY:-}" ]; then
+  echo "grpc_cpp         not measured: OURS_ONLY is set"
+elif [ -x "$GRPC_CPP_SERVER_BIN" ]; then
   measure grpc_cpp "$GRPC_CPP_METHOD" "$GRPC_CPP_SERVER_BIN" --port 0
   awk -v a="$PER_RPC_uringrpc" -v b="$PER_RPC_grpc_cpp" \
     'BEGIN { printf "ratio uringrpc / gRPC C++: %.3f (target <= 0.2)\n", a / b }'

@@ -1,6 +1,9 @@
 // gRPC C++ anchor of the benchmark (perf/): the same four grpc.testing.TestService methods and
 // the same work per call as perf/bench_server.cc, on Debian's gRPC C++ 1.51. Usage:
 //   grpc-cpp-server --port N [--api async|callback] [--prepost K] [--tls-cert F --tls-key F]
+//                   [--compression none|gzip|deflate]
+// --compression is the server's default response compression (ServerBuilder::
+// SetDefaultCompressionAlgorithm), applied to clients that accept it, as bench-server's is.
 // "async" (default) is the completion-queue API in its fastest shape for one core: one CQ,
 // one polling thread, K requests pre-posted per method and each call object reused for the
 // next call (as gRPC's own qps benchmark server does). "callback" is the reactor API.
@@ -367,7 +370,7 @@ bool read_file(const std::string& path, std::string& out) {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --port N [--api async|callback] [--prepost K] "
-               "[--tls-cert FILE --tls-key FILE]\n",
+               "[--tls-cert FILE --tls-key FILE] [--compression none|gzip|deflate]\n",
                argv0);
   return 2;
 }
@@ -380,6 +383,7 @@ int main(int argc, char** argv) {
   unsigned port = 0, prepost = 100;
   bool have_port = false;
   std::string api = "async", tls_cert, tls_key;
+  grpc_compression_algorithm compression = GRPC_COMPRESS_NONE;
   for (int i = 1; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (i + 1 >= argc) return usage(argv[0]);
@@ -390,6 +394,12 @@ int main(int argc, char** argv) {
     } else if (flag == "--api" && (value == std::string_view("async") ||
                                    value == std::string_view("callback"))) {
       api = value;
+    } else if (flag == "--compression" && (value == std::string_view("none") ||
+                                           value == std::string_view("gzip") ||
+                                           value == std::string_view("deflate"))) {
+      compression = value == std::string_view("gzip")      ? GRPC_COMPRESS_GZIP
+                    : value == std::string_view("deflate") ? GRPC_COMPRESS_DEFLATE
+                                                           : GRPC_COMPRESS_NONE;
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {
@@ -415,6 +425,7 @@ int main(int argc, char** argv) {
   TestService::AsyncService async_service;
   CallbackTestService callback_service;
   grpc::ServerBuilder builder;
+  if (compression != GRPC_COMPRESS_NONE) builder.SetDefaultCompressionAlgorithm(compression);
   int bound = 0;
   // Loopback only, and the same address in every server of the benchmark.
   builder.AddListeningPort("127.0.0.1:" + std::to_string(port), credentials, &bound);

@@ -12,10 +12,15 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
 # Our server: bench-server (grpc.testing.TestService/EmptyCall) once it is built, otherwise
 # the example server's SayHello. Both take 5 zero bytes (an empty message) as a request.
+# With bench-server, CALL_METHOD=UnaryCall CALL_BODY=FILE (a length-prefixed request, e.g.
+# from `perf/bench.py --write-bodies DIR`) measures another TestService call, on both servers;
+# OUR_SERVER_FLAGS adds flags (e.g. --api raw).
 pick_our_server() {
   if [ -x "$BUILD/bin/bench-server" ]; then
     OUR_SERVER="$BUILD/bin/bench-server --port 0 --shards 1 ${OUR_SERVER_FLAGS:-}"
-    OUR_METHOD=/grpc.testing.TestService/EmptyCall
+    OUR_METHOD=/grpc.testing.TestService/${CALL_METHOD:-EmptyCall}
+    GRPC_CPP_METHOD=$OUR_METHOD
+    if [ -n "${CALL_BODY:-}" ]; then cp "$CALL_BODY" "$REQUEST_FILE"; fi
   elif [ -x "$BUILD/bin/example-server" ]; then
     OUR_SERVER="$BUILD/bin/example-server --port 0 --shards 1"
     OUR_METHOD=/helloworld.Greeter/SayHello

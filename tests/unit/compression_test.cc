@@ -91,6 +91,23 @@ TEST_P(Codec, RoundTripsThroughZlibBothWays) {
   }
 }
 
+// Messages are compressed in a buffer the thread reuses: what a larger message left there
+// must not leak into the next, smaller one, nor the buffer's size into any result.
+TEST_P(Codec, EachMessageCompressesTheSameWhateverCameBefore) {
+  const std::string small = text(1000), large = text(512 * 1024), huge = text(2 << 20);
+  auto first = deflate_message(GetParam(), small);
+  ASSERT_TRUE(first);
+  for (const std::string* before : {&large, &huge, &small}) {
+    auto other = deflate_message(GetParam(), *before);
+    ASSERT_TRUE(other);
+    EXPECT_EQ(zlib_decompress(other->view(), GetParam()), *before);
+    auto again = deflate_message(GetParam(), small);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->view(), first->view()) << "after a message of " << before->size() << " bytes";
+    EXPECT_EQ(zlib_decompress(again->view(), GetParam()), small);
+  }
+}
+
 TEST_P(Codec, LeavesIncompressibleMessagesUncompressed) {
   EXPECT_FALSE(deflate_message(GetParam(), ""));
   EXPECT_FALSE(deflate_message(GetParam(), "abc"));
