@@ -5,7 +5,7 @@
 #   make test TSAN=1      the same under ThreadSanitizer (objects in build-tsan/)
 #   make tsan             the multi-shard, stop and offload tests under TSan (~4 min; not in CI)
 #   make run              example server on localhost:50051
-#   make bench / install / clean
+#   make bench / install / uninstall / clean
 
 SANITIZE ?= 0
 TSAN ?= 0
@@ -31,7 +31,13 @@ CXXFLAGS ?= -O2 -g -fno-omit-frame-pointer
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread -MMD -MP $(SAN_FLAGS)
 CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen
 LDFLAGS  += -pthread $(SAN_FLAGS)
-LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -ldeflate -lz
+# The libraries of uringrpc.deps (the one dependency list, also read by `make install`),
+# resolved when a link needs them: pkg-config is only sure to be there once .ci/install-deps
+# has run, after this Makefile was read.
+DEPS_FILE := uringrpc.deps
+DEPS_PC    = $(shell awk '{sub(/#.*/, "")} NF == 1 {print $$1}' $(DEPS_FILE))
+DEPS_FLAGS = $(shell awk '{sub(/#.*/, "")} NF > 1 {$$1 = ""; print}' $(DEPS_FILE))
+LIBS       = $(shell pkg-config --libs $(DEPS_PC)) $(DEPS_FLAGS)
 GRPC_LIBS = $(shell pkg-config --libs grpc++ 2>/dev/null)
 TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
 
@@ -235,15 +241,45 @@ run: $(BUILD)/bin/example-server
 	@echo "example server on localhost:50051 (Ctrl-C stops it); call it with any gRPC client, e.g. see examples/README.md"
 	$(BUILD)/bin/example-server --port 50051
 
-install: $(LIB) $(PLUGIN)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/uringrpc $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	  $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 include/uringrpc/*.h $(DESTDIR)$(PREFIX)/include/uringrpc/
-	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
-	install -m 755 $(PLUGIN) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	sed 's|@PREFIX@|$(PREFIX)|' uringrpc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/uringrpc.pc
+# ---- install (make install / make uninstall PREFIX=... DESTDIR=...)
+# Installs the archive, the public headers, protoc-gen-uringrpc and every program listed in
+# INSTALL_PROGRAMS (other blocks add theirs with +=, before or after this one: the list is
+# expanded a second time, once the whole Makefile is read), the man pages of man/ by section,
+# uringrpc.pc and the CMake package lib/cmake/uringrpc (templates in cmake/ and uringrpc.pc.in,
+# dependencies from uringrpc.deps). `make uninstall` removes exactly those files.
+VERSION          := 0.1.0
+INSTALL_PROGRAMS += $(PLUGIN)
+INSTALL_HEADERS  := $(wildcard include/uringrpc/*.h)
+INSTALL_MANPAGES := $(wildcard man/*.[1-8])
+INSTALL_ROOT      = $(DESTDIR)$(PREFIX)
+CMAKE_PKG_DIR     = $(INSTALL_ROOT)/lib/cmake/uringrpc
+CMAKE_PKG_FILES  := uringrpc-config.cmake uringrpc-config-version.cmake
+# uringrpc.deps split for pkg-config: modules go to Requires.private, flags to Libs.private.
+INSTALL_SED       = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+                    -e 's|@REQUIRES_PRIVATE@|$(strip $(DEPS_PC))|g' \
+                    -e 's|@LIBS_PRIVATE@|$(strip -pthread $(DEPS_FLAGS))|g'
+.PHONY: uninstall
+.SECONDEXPANSION:
+install: $(LIB) $$(INSTALL_PROGRAMS)
+	install -d $(INSTALL_ROOT)/lib/pkgconfig $(INSTALL_ROOT)/include/uringrpc $(INSTALL_ROOT)/bin $(CMAKE_PKG_DIR)
+	install -m 644 $(LIB) $(INSTALL_ROOT)/lib/
+	install -m 644 $(INSTALL_HEADERS) $(INSTALL_ROOT)/include/uringrpc/
+	install -m 755 $(sort $(INSTALL_PROGRAMS)) $(INSTALL_ROOT)/bin/
+	for page in $(INSTALL_MANPAGES); do \
+	  install -D -m 644 $$page $(INSTALL_ROOT)/share/man/man$${page##*.}/$${page##*/} || exit 1; done
+	sed $(INSTALL_SED) uringrpc.pc.in > $(INSTALL_ROOT)/lib/pkgconfig/uringrpc.pc
+	for f in $(CMAKE_PKG_FILES); do \
+	  sed $(INSTALL_SED) -e 's|@PKG_DEPS@|$(strip $(DEPS_PC))|g' -e 's|@LINK_FLAGS@|$(strip $(DEPS_FLAGS))|g' \
+	    cmake/$$f.in > $(CMAKE_PKG_DIR)/$$f || exit 1; done
+
+uninstall:
+	rm -f $(INSTALL_ROOT)/lib/$(notdir $(LIB)) $(INSTALL_ROOT)/lib/pkgconfig/uringrpc.pc \
+	  $(addprefix $(INSTALL_ROOT)/include/uringrpc/,$(notdir $(INSTALL_HEADERS))) \
+	  $(addprefix $(INSTALL_ROOT)/bin/,$(sort $(notdir $(INSTALL_PROGRAMS)))) \
+	  $(addprefix $(CMAKE_PKG_DIR)/,$(CMAKE_PKG_FILES)) \
+	  $(foreach page,$(INSTALL_MANPAGES),$(INSTALL_ROOT)/share/man/man$(subst .,,$(suffix $(page)))/$(notdir $(page)))
+	rmdir $(INSTALL_ROOT)/include/uringrpc $(CMAKE_PKG_DIR) 2>/dev/null || true
+# ---- end install
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -36,7 +36,8 @@ for bin in "$build"/tests/*-tests; do
   fi
 done
 
-for t in tests/abuse/*_test.py tests/e2e/*_test.py; do
+# Every tests/<suite>/*_test.py: abuse, e2e, install, man, and any suite added later.
+for t in tests/*/*_test.py; do
   [ -f "$t" ] || continue
   out="$build/test-results/$(basename "$t" .py).out"
   echo "== $t"
