@@ -241,7 +241,7 @@ $(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server
   CPPFLAGS += -I$(GRPC_GEN) -I$(REFLECTION_TEST_GEN)
 $(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o: \
   | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) $(REFLECTION_GEN_HDRS) $(PROTO_SRCS)
-$(BUILD)/tests/reflection-tests: $(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/interop/server_process.o \
+$(BUILD)/tests/reflection-tests: $(REFLECTION_TEST_OBJS) \
   $(REFLECTION_BASES:%=$(BUILD)/obj/gen-reflection-test/%.grpc.pb.o) $(COMMON_TEST_OBJS) $(LIB) \
   | $(BUILD)/bin/interop-server $(BUILD)/bin/example-server $(BUILD)/tests/bin/grpc-cpp-reflection-server
 	@mkdir -p $(@D)
