@@ -35,6 +35,8 @@ class GenericCall {
   // The next response, or nullopt at the end of the stream (then call finish()).
   std::optional<std::string> read();
   grpc::Status finish();
+  // The server's headers and trailers (after finish()).
+  const grpc::ClientContext& context() const noexcept { return context_; }
 
  private:
   bool wait();  // the one operation in flight completes: its ok

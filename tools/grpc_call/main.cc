@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "generic_call.h"
@@ -29,7 +30,8 @@ constexpr const char* kUsage =
     "       grpc-call [options] ADDRESS describe SYMBOL\n"
     "       grpc-call [options] ADDRESS SERVICE/METHOD [JSON... | -]\n"
     "options: --plaintext (default) | --tls | --cacert FILE, --servername NAME,\n"
-    "         -H 'key: value' (repeatable), --deadline SECONDS, --emit-defaults\n"
+    "         -H 'key: value' (repeatable), --deadline SECONDS, --emit-defaults,\n"
+    "         -v (the response's headers and trailers on stderr)\n"
     "exit: 0 OK, 2 usage, 3 bad input or unknown name, 64+code when an RPC fails\n";
 
 // A failure named to the user: message on stderr, then this exit code.
@@ -43,6 +45,7 @@ struct Args {
   std::string cacert, servername;
   CallOptions call;
   bool emit_defaults = false;
+  bool verbose = false;
   std::vector<std::string> positional;
 };
 
@@ -71,6 +74,8 @@ Args parse_args(int argc, char** argv) {
       a.tls = true;
     } else if (arg == "--servername") {
       a.servername = value_of(i, arg);
+    } else if (arg == "-v" || arg == "--verbose") {
+      a.verbose = true;
     } else if (arg == "--emit-defaults") {
       a.emit_defaults = true;
     } else if (arg == "-H") {
@@ -234,6 +239,16 @@ int call(grpccall::ReflectionDatabase& db, pb::DescriptorPool& pool, const std::
     std::fflush(stdout);  // each response of a stream as it arrives
   }
   grpc::Status status = rpc.finish();
+  if (a.verbose) {
+    auto print = [](const char* what, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+      for (const auto& [key, value] : metadata) {
+        std::fprintf(stderr, "%s %.*s: %.*s\n", what, static_cast<int>(key.size()), key.data(),
+                     static_cast<int>(value.size()), value.data());
+      }
+    };
+    print("header", rpc.context().GetServerInitialMetadata());
+    print("trailer", rpc.context().GetServerTrailingMetadata());
+  }
   if (!status.ok()) throw rpc_failure(status);
   return 0;
 }
