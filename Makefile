@@ -240,9 +240,10 @@ REFLECTION_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(filter-out %/grpc_cpp
 $(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o: \
   CPPFLAGS += -I$(GRPC_GEN) -I$(REFLECTION_TEST_GEN)
 $(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o: \
-  | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) $(REFLECTION_GEN_HDRS) $(PROTO_SRCS)
+  | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) $(REFLECTION_GEN_HDRS) $(PROTO_SRCS) $(SERVICE_HDRS)
 $(BUILD)/tests/reflection-tests: $(REFLECTION_TEST_OBJS) \
   $(REFLECTION_BASES:%=$(BUILD)/obj/gen-reflection-test/%.grpc.pb.o) $(COMMON_TEST_OBJS) $(LIB) \
+  $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb reflection_test.pb reflection_test.uringrpc.pb) \
   | $(BUILD)/bin/interop-server $(BUILD)/bin/example-server $(BUILD)/tests/bin/grpc-cpp-reflection-server
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
