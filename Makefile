@@ -227,10 +227,10 @@ $(REFLECTION_TEST_GEN)/%.grpc.pb.cc $(REFLECTION_TEST_GEN)/%.grpc.pb.h: $(GRPC_P
 	@mkdir -p $(REFLECTION_TEST_GEN)
 	protoc -I$(GRPC_PROTO_DIR) --grpc_out=$(REFLECTION_TEST_GEN) \
 	  --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
-$(REFLECTION_TEST_GEN)/helloworld.grpc.pb.cc $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h: proto/helloworld.proto | $(DEPS_STAMP)
+$(REFLECTION_TEST_GEN)/%.grpc.pb.cc $(REFLECTION_TEST_GEN)/%.grpc.pb.h: proto/%.proto | $(DEPS_STAMP)
 	@mkdir -p $(REFLECTION_TEST_GEN)
-	protoc -Iproto --grpc_out=$(REFLECTION_TEST_GEN) --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) helloworld.proto
-REFLECTION_TEST_GEN_HDRS := $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h \
+	protoc -Iproto --grpc_out=$(REFLECTION_TEST_GEN) --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
+REFLECTION_TEST_GEN_HDRS := $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h $(REFLECTION_TEST_GEN)/reflection_test.grpc.pb.h \
   $(REFLECTION_BASES:%=$(REFLECTION_TEST_GEN)/%.grpc.pb.h)
 $(BUILD)/obj/gen-reflection-test/%.o: $(REFLECTION_TEST_GEN)/%.cc | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) \
   $(REFLECTION_GEN_HDRS) $(PROTO_SRCS)
@@ -249,7 +249,8 @@ $(BUILD)/tests/reflection-tests: $(REFLECTION_TEST_OBJS) \
 	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
 # Not linked with liburingrpc.a: libgrpc++_reflection carries its own v1alpha messages.
 $(BUILD)/tests/bin/grpc-cpp-reflection-server: $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o \
-  $(BUILD)/obj/gen/helloworld.pb.o $(BUILD)/obj/gen-reflection-test/helloworld.grpc.pb.o \
+  $(patsubst %,$(BUILD)/obj/gen/%.pb.o,helloworld reflection_test) \
+  $(patsubst %,$(BUILD)/obj/gen-reflection-test/%.grpc.pb.o,helloworld reflection_test) \
   $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/testing/%.pb.o,empty messages test test.grpc)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ -lgrpc++_reflection $(GRPC_LIBS) -lprotobuf -o $@

@@ -16,6 +16,8 @@
 #include "child_server.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "reflection_test.uringrpc.pb.h"
+#include "uringrpc/uringrpc.h"
 
 namespace {
 
@@ -226,9 +228,24 @@ TYPED_TEST(Reflection, ARequestWithNothingSetIsUnimplemented) {
 
 // Ours against gRPC C++'s (v1alpha only in Debian's 1.51) for the same services: the same
 // bytes for every file answer, the same error codes, the same services but our v1.
-std::vector<V1alpha::Request> comparable_requests(bool greeter) {
+std::vector<V1alpha::Request> comparable_requests(const std::string& which) {
   std::vector<V1alpha::Request> out;
-  if (greeter) {
+  if (which == "extensions") {
+    V1alpha::Request r;
+    for (const char* type : {"uringrpc.reflection_test.Extendable", "uringrpc.reflection_test.Scope", "nope.Nope"}) {
+      r.set_all_extension_numbers_of_type(type);
+      out.push_back(r);
+    }
+    for (int n : {100, 120, 150, 199, 101}) {
+      r.mutable_file_containing_extension()->set_containing_type("uringrpc.reflection_test.Extendable");
+      r.mutable_file_containing_extension()->set_extension_number(n);
+      out.push_back(r);
+    }
+    for (const char* s : {"uringrpc.reflection_test.Scope.flag", "uringrpc.reflection_test.note",
+                          "uringrpc.reflection_test.Scope.Inner.deep", "uringrpc.reflection_test.Probe.Get"}) {
+      out.push_back(by_symbol<V1alpha>(s));
+    }
+  } else if (which == "greeter") {
     for (const char* s : {"helloworld.Greeter", "helloworld.Greeter.SayHelloStream", "helloworld.HelloReply",
                           "helloworld.HelloRequest.name", "helloworld.Nope"}) {
       out.push_back(by_symbol<V1alpha>(s));
@@ -257,11 +274,11 @@ std::vector<V1alpha::Request> comparable_requests(bool greeter) {
   return out;
 }
 
-void expect_same_answers(const std::string& ours, const std::string& theirs, bool greeter) {
+void expect_same_answers(const std::string& ours, const std::string& theirs, const std::string& which) {
   // One stream per request: gRPC C++ 1.51 keeps appending the files of earlier requests of
   // a stream to each later file answer (its response object is reused uncleared), where we
   // send each answer's own files only (FileContainingSymbolFindsEveryKindOfSymbol).
-  auto requests = comparable_requests(greeter);
+  auto requests = comparable_requests(which);
   std::vector<V1alpha::Response> a, b;
   for (const auto& r : requests) {
     a.push_back(ask_one<V1alpha>(ours, r));
@@ -286,11 +303,27 @@ void expect_same_answers(const std::string& ours, const std::string& theirs, boo
 }
 
 TEST(ReflectionMatchesGrpcCpp, InteropServices) {
-  expect_same_answers(servers().interop.address(), servers().grpc_interop.address(), false);
+  expect_same_answers(servers().interop.address(), servers().grpc_interop.address(), "interop");
 }
 
 TEST(ReflectionMatchesGrpcCpp, Greeter) {
-  expect_same_answers(servers().greeter.address(), servers().grpc_greeter.address(), true);
+  expect_same_answers(servers().greeter.address(), servers().grpc_greeter.address(), "greeter");
+}
+
+// Extensions at file scope and nested (proto/reflection_test.proto), from a uringrpc server in
+// this process.
+TEST(ReflectionMatchesGrpcCpp, Extensions) {
+  uringrpc::ReflectionService reflection;
+  uringrpc::reflection_test::ProbeService probe;
+  uringrpc::Server server({.shards = 1});
+  server.add_service(probe);
+  server.add_service(reflection);
+  int port = server.add_insecure_port("127.0.0.1:0");
+  server.start();
+  ChildServer theirs("tests/bin/grpc-cpp-reflection-server", {"extensions"});
+  expect_same_answers("127.0.0.1:" + std::to_string(port), theirs.address(), "extensions");
+  server.stop();
+  server.wait();
 }
 
 }  // namespace
