@@ -4,6 +4,7 @@
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -84,9 +85,8 @@ Args parse_args(int argc, char** argv) {
       if (colon == std::string::npos || colon == 0) throw Failure{kExitUsage, "-H wants 'key: value', not '" + header + "'"};
       std::string key = header.substr(0, colon);
       for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      std::string value = header.substr(header.find_first_not_of(' ', colon + 1) == std::string::npos
-                                            ? header.size()
-                                            : header.find_first_not_of(' ', colon + 1));
+      size_t value_at = header.find_first_not_of(' ', colon + 1);
+      std::string value = value_at == std::string::npos ? "" : header.substr(value_at);
       a.call.metadata.emplace_back(key, value);
     } else if (arg == "--deadline") {
       std::string text = value_of(i, arg);
