@@ -43,7 +43,8 @@ TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
 
 DEPS_STAMP := $(BUILD)/.deps-installed
 
-LIB_SRCS   := $(shell find src -name '*.cc' -not -path 'src/codegen/*' 2>/dev/null)
+# src/services/ (built-in services over generated code) adds its objects in its own blocks.
+LIB_SRCS   := $(shell find src -name '*.cc' -not -path 'src/codegen/*' -not -path 'src/services/*' 2>/dev/null)
 LIB_OBJS   := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/liburingrpc.a
 
@@ -198,6 +199,69 @@ $(BUILD)/tests/interop-tests: $(INTEROP_TEST_OBJS) $(COMMON_TEST_OBJS) $(LIB) | 
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $(filter-out $(BUILD)/bin/interop-server,$^) $(LIBS) $(TEST_LIBS) -o $@
 # ---- end interop
+
+# ---- server reflection (src/services/reflection*, tools/grpc_call, tests/reflection)
+# grpc.reflection.v1 and v1alpha, generated from Debian's grpc-proto by our plugin into
+# $(GRPC_GEN), compiled into liburingrpc.a with uringrpc::ReflectionService.
+REFLECTION_BASES    := grpc/reflection/v1/reflection grpc/reflection/v1alpha/reflection
+REFLECTION_GEN_HDRS := $(REFLECTION_BASES:%=$(GRPC_GEN)/%.pb.h) $(REFLECTION_BASES:%=$(GRPC_GEN)/%.uringrpc.pb.h)
+REFLECTION_GEN_OBJS := $(REFLECTION_BASES:%=$(BUILD)/obj/gen-grpc-proto/%.pb.o) \
+                       $(REFLECTION_BASES:%=$(BUILD)/obj/gen-grpc-proto/%.uringrpc.pb.o)
+REFLECTION_OBJS     := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard src/services/reflection*.cc))
+$(REFLECTION_OBJS): CPPFLAGS += -I$(GRPC_GEN)
+$(REFLECTION_OBJS) $(REFLECTION_GEN_OBJS): | $(REFLECTION_GEN_HDRS)
+$(LIB): $(REFLECTION_OBJS) $(REFLECTION_GEN_OBJS)
+
+# build/bin/grpc-call: a command-line caller on the gRPC C++ client (not the library): its
+# reflection client speaks v1, then v1alpha, with the v1alpha messages (the same wire format).
+GRPC_CALL_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tools/grpc_call/*.cc))
+$(GRPC_CALL_OBJS): CPPFLAGS += -I$(GRPC_GEN)
+$(GRPC_CALL_OBJS): | $(REFLECTION_GEN_HDRS)
+$(BUILD)/bin/grpc-call: $(GRPC_CALL_OBJS) $(BUILD)/obj/gen-grpc-proto/grpc/reflection/v1alpha/reflection.pb.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_LIBS) -lprotobuf -o $@
+PROGRAMS += $(BUILD)/bin/grpc-call
+all: $(BUILD)/bin/grpc-call
+INSTALL_PROGRAMS += $(BUILD)/bin/grpc-call
+all: $(BUILD)/bin/grpc-call
+
+# reflection-tests: the real gRPC C++ client (stubs from grpc_cpp_plugin) against
+# interop-server and example-server, compared with gRPC C++'s own reflection server
+# (grpc-cpp-reflection-server, libgrpc++_reflection, serving the same protos: test only).
+REFLECTION_TEST_GEN  := $(BUILD)/gen-reflection-test
+$(REFLECTION_TEST_GEN)/%.grpc.pb.cc $(REFLECTION_TEST_GEN)/%.grpc.pb.h: $(GRPC_PROTO_DIR)/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(REFLECTION_TEST_GEN)
+	protoc -I$(GRPC_PROTO_DIR) --grpc_out=$(REFLECTION_TEST_GEN) \
+	  --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
+$(REFLECTION_TEST_GEN)/%.grpc.pb.cc $(REFLECTION_TEST_GEN)/%.grpc.pb.h: proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(REFLECTION_TEST_GEN)
+	protoc -Iproto --grpc_out=$(REFLECTION_TEST_GEN) --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
+REFLECTION_TEST_GEN_HDRS := $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h $(REFLECTION_TEST_GEN)/reflection_test.grpc.pb.h \
+  $(REFLECTION_BASES:%=$(REFLECTION_TEST_GEN)/%.grpc.pb.h)
+$(BUILD)/obj/gen-reflection-test/%.o: $(REFLECTION_TEST_GEN)/%.cc | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) \
+  $(REFLECTION_GEN_HDRS) $(PROTO_SRCS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(GRPC_GEN) -I$(REFLECTION_TEST_GEN) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
+REFLECTION_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(filter-out %/grpc_cpp_reflection_server.cc,$(wildcard tests/reflection/*.cc)))
+$(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o: \
+  CPPFLAGS += -I$(GRPC_GEN) -I$(REFLECTION_TEST_GEN)
+$(REFLECTION_TEST_OBJS) $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o: \
+  | $(REFLECTION_TEST_GEN_HDRS) $(GRPC_GEN_HDRS) $(REFLECTION_GEN_HDRS) $(PROTO_SRCS) $(SERVICE_HDRS)
+$(BUILD)/tests/reflection-tests: $(REFLECTION_TEST_OBJS) \
+  $(REFLECTION_BASES:%=$(BUILD)/obj/gen-reflection-test/%.grpc.pb.o) $(COMMON_TEST_OBJS) $(LIB) \
+  $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb reflection_test.pb reflection_test.uringrpc.pb) \
+  | $(BUILD)/bin/interop-server $(BUILD)/bin/example-server $(BUILD)/tests/bin/grpc-cpp-reflection-server
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+# Not linked with liburingrpc.a: libgrpc++_reflection carries its own v1alpha messages.
+$(BUILD)/tests/bin/grpc-cpp-reflection-server: $(BUILD)/obj/tests/reflection/grpc_cpp_reflection_server.o \
+  $(patsubst %,$(BUILD)/obj/gen/%.pb.o,helloworld reflection_test) \
+  $(patsubst %,$(BUILD)/obj/gen-reflection-test/%.grpc.pb.o,helloworld reflection_test) \
+  $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/testing/%.pb.o,empty messages test test.grpc)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ -lgrpc++_reflection $(GRPC_LIBS) -lprotobuf -o $@
+TEST_BINS += $(BUILD)/tests/reflection-tests
+# ---- end server reflection
 
 # ---- compile-fail tests (tests/compile_fail)
 # The test compiles misuse snippets at run time with this build's compiler and flags.

@@ -1,8 +1,7 @@
-// The example server `make run` starts: helloworld.Greeter (proto/helloworld.proto) served
-// from the class protoc-gen-uringrpc generates. Usage: example-server [--port N] [--shards N]
-// It serves until SIGINT or SIGTERM, then stops gracefully (5 s grace) and exits 0.
+// The example server `make run` starts: helloworld.Greeter (proto/helloworld.proto) from the
+// class protoc-gen-uringrpc generates, and server reflection (grpc-call lists and calls it).
+// Usage: example-server [--port N] [--shards N]. SIGINT/SIGTERM: stops with 5 s grace, exits 0.
 #include <signal.h>
-
 #include <cstdio>
 #include <string>
 
@@ -36,14 +35,15 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // Blocked before any server thread exists, so that only sigwaitinfo() below receives them.
-  sigset_t stop_signals;
+  sigset_t stop_signals;  // blocked before any server thread exists: only sigwaitinfo() gets them
   sigemptyset(&stop_signals);
   for (int s : {SIGINT, SIGTERM}) sigaddset(&stop_signals, s);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  Greeter greeter;  // declared before the server, so that it outlives it
+  Greeter greeter;  // both declared before the server, so that they outlive it
+  uringrpc::ReflectionService reflection;  // grpc.reflection.v1 and v1alpha
   uringrpc::Server server(options);
   server.add_service(greeter);
+  server.add_service(reflection);
   try {
     int bound = server.add_insecure_port("localhost:" + std::to_string(port));
     server.start();

@@ -9,6 +9,7 @@
 #include "uringrpc/handler.h"
 #include "uringrpc/metadata.h"
 #include "uringrpc/peer_identity.h"
+#include "uringrpc/reflection.h"
 #include "uringrpc/server.h"
 #include "uringrpc/server_context.h"
 #include "uringrpc/status.h"
