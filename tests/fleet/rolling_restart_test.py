@@ -1,0 +1,86 @@
+"""Rolling restart under load, behind nginx and behind HAProxy (examples/production/):
+while grpcio clients drive steady unary, server-streaming and bidi calls through the
+proxy, each of the three instances in turn is drained (SIGTERM: listener closed, double
+GOAWAY, grace; see fleet.Instance.drain) and started again on its port, and the next one
+is drained only once the proxy sends calls to the restarted one. Zero calls fail, and the
+number of calls sent equals the number answered correctly."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet  # noqa: E402
+
+# Bounds: each proxy's run is about 3 drains (each as long as the longest call in flight,
+# ~60 ms here) plus the proxy noticing each restarted instance (nginx: fail_timeout 1 s;
+# HAProxy: two 300 ms checks). MAX_SECONDS stops the load whatever happens.
+MAX_SECONDS = 40
+SETTLE_SECONDS = 0.5  # load before the first drain and after the last restart
+
+
+def rolling_restart(report, f, proxy):
+    client = fleet.Client(proxy.target(), f.pb)
+    probe = fleet.Client(proxy.target(), f.pb)  # its own connection: the load's is not waited on
+    load = fleet.Load(client, per_kind=2, max_seconds=MAX_SECONDS).start()
+    ok = True
+    try:
+        time.sleep(SETTLE_SECONDS)
+        for inst in f.instances:
+            old = inst.served_by
+            took = inst.drain()
+            code = inst.exit_codes[-1]
+            inst.start()
+            calls = fleet.wait_served_by(probe, inst.served_by, timeout=10)
+            print("  %s: drained %s in %.2f s (exit %d), %s answers after %d probe calls; %s" %
+                  (proxy.name, old, took, code, inst.served_by, calls, load.summary()), flush=True)
+            if code != 0:
+                ok = False
+        time.sleep(SETTLE_SECONDS)
+    except AssertionError as e:
+        print("  %s: %s" % (proxy.name, e), flush=True)
+        ok = False
+    finally:
+        load.stop()
+        client.close()
+        probe.close()
+    print("  %s: %s" % (proxy.name, load.summary()), flush=True)
+    for failure in load.failures[:10]:
+        print("    failed: %s" % failure, flush=True)
+    sent, answered = load.total(load.sent), load.total(load.answered)
+    # Every kind ran, and each of the restarted instances answered load calls.
+    served_new = {i.served_by for i in f.instances} <= set(load.served)
+    report.record("%s/rolling-restart-zero-failed-calls" % proxy.name, ok and not load.failures)
+    report.record("%s/rolling-restart-sent-equals-answered" % proxy.name,
+                  sent == answered and all(load.answered[k] > 0 for k in load.KINDS))
+    report.record("%s/rolling-restart-load-reaches-restarted-instances" % proxy.name, served_new)
+    if not (ok and served_new and not load.failures):
+        print(proxy.log_tail(), flush=True)
+
+
+def main():
+    report = fleet.Report()
+    missing = fleet.have_proxies()
+    if missing:
+        print("not installed: %s (.ci/install-deps installs them)" % " ".join(missing))
+        report.skip("rolling-restart")
+        fleet.exit_with(report)
+    for proxy_class in (fleet.Nginx, fleet.HAProxy):
+        # A fresh fleet per proxy: each run starts from instances of generation 1.
+        f = fleet.Fleet(grace_ms=2000)
+        try:
+            f.start_instances()
+            proxy = proxy_class(f.tmp, f.backends())
+            print("== %s on %s, backends %s" % (proxy.name, proxy.target(), f.backends()), flush=True)
+            f.add(proxy)
+            rolling_restart(report, f, proxy)
+        except Exception as e:
+            print("  %s: %r" % (proxy_class.name, e), flush=True)
+            report.record("%s/rolling-restart" % proxy_class.name, False)
+        finally:
+            f.close()
+    fleet.exit_with(report)
+
+
+if __name__ == "__main__":
+    main()
