@@ -36,7 +36,7 @@ for bin in "$build"/tests/*-tests; do
   fi
 done
 
-for t in tests/abuse/*_test.py tests/e2e/*_test.py; do
+for t in tests/abuse/*_test.py tests/e2e/*_test.py tests/fleet/*_test.py; do
   [ -f "$t" ] || continue
   out="$build/test-results/$(basename "$t" .py).out"
   echo "== $t"
