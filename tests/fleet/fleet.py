@@ -289,6 +289,27 @@ class Client:
         assert answers == list(sizes), "bidi answered %s, not %s" % (answers, list(sizes))
         return self._served_by(call)
 
+    def start_stream(self, intervals_ms, size=10, timeout=20):
+        """Starts a server stream whose first response comes at once and each later one
+        after its interval; returns (instance that answered, thread that reads the rest and
+        sets .result to the sizes received or the error)."""
+        req = self.pb.StreamingOutputCallRequest(response_parameters=[
+            self.pb.ResponseParameters(size=size, interval_us=ms * 1000) for ms in intervals_ms])
+        call = self._stream(req, timeout=timeout)
+        first = next(call)
+        reader = threading.Thread(target=self._read_rest, args=(call, [len(first.payload.body)]), daemon=True)
+        reader.result = None
+        reader.start()
+        return self._served_by(call), reader
+
+    @staticmethod
+    def _read_rest(call, got):
+        try:
+            got += [len(r.payload.body) for r in call]
+            threading.current_thread().result = got
+        except grpc.RpcError as e:
+            threading.current_thread().result = "%s %s" % (e.code().name, e.details())
+
     def close(self):
         self.channel.close()
 

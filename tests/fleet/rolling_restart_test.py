@@ -19,17 +19,43 @@ MAX_SECONDS = 40
 SETTLE_SECONDS = 0.5  # load before the first drain and after the last restart
 
 
+# A long server stream: its first response at once, the rest over 450 ms, so that it is
+# still running when its instance drains and must be allowed to finish (grace 2 s).
+IN_FLIGHT_MS = (0, 150, 150, 150)
+
+
+def calls_in_flight_on(client, served_by, attempts=20):
+    """Opens long streams through the proxy until one runs on `served_by` (the proxy
+    picks the instance; the first response says which). Returns [(instance, reader)]."""
+    streams = []
+    for _ in range(attempts):
+        streams.append(client.start_stream(IN_FLIGHT_MS))
+        if streams[-1][0] == served_by:
+            return streams
+    raise AssertionError("no stream of %d through the proxy reached %s" % (attempts, served_by))
+
+
 def rolling_restart(report, f, proxy):
     client = fleet.Client(proxy.target(), f.pb)
     probe = fleet.Client(proxy.target(), f.pb)  # its own connection: the load's is not waited on
     load = fleet.Load(client, per_kind=2, max_seconds=MAX_SECONDS).start()
     ok = True
+    in_flight_ok = True
     try:
         time.sleep(SETTLE_SECONDS)
         for inst in f.instances:
             old = inst.served_by
+            streams = calls_in_flight_on(probe, old)
             took = inst.drain()
             code = inst.exit_codes[-1]
+            for who, reader in streams:
+                reader.join(timeout=10)
+                if reader.result != [10] * len(IN_FLIGHT_MS):
+                    print("  %s: a stream in flight on %s when it drained ended with %r" %
+                          (proxy.name, who, reader.result), flush=True)
+                    in_flight_ok = False
+            print("  %s: %d long streams in flight during the drain, %d of them on %s: all answered in full" %
+                  (proxy.name, len(streams), sum(w == old for w, _ in streams), old), flush=True)
             inst.start()
             calls = fleet.wait_served_by(probe, inst.served_by, timeout=10)
             print("  %s: drained %s in %.2f s (exit %d), %s answers after %d probe calls; %s" %
@@ -51,9 +77,16 @@ def rolling_restart(report, f, proxy):
     # Every kind ran, and each of the restarted instances answered load calls.
     served_new = {i.served_by for i in f.instances} <= set(load.served)
     report.record("%s/rolling-restart-zero-failed-calls" % proxy.name, ok and not load.failures)
+    report.record("%s/rolling-restart-calls-in-flight-finish-within-grace" % proxy.name, ok and in_flight_ok)
     report.record("%s/rolling-restart-sent-equals-answered" % proxy.name,
                   sent == answered and all(load.answered[k] > 0 for k in load.KINDS))
     report.record("%s/rolling-restart-load-reaches-restarted-instances" % proxy.name, served_new)
+    if proxy.name == "nginx":
+        # What nginx saw of the drains: connections refused (retried on another instance).
+        log = proxy.log_tail(100000)
+        print("  nginx error.log: %d refused connects (retried), %d calls refused by GOAWAY, %d by RST_STREAM" %
+              (log.count("Connection refused"), log.count("upstream sent goaway"),
+               log.count("upstream rejected request")), flush=True)
     if not (ok and served_new and not load.failures):
         print(proxy.log_tail(), flush=True)
 
