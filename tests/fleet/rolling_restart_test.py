@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet  # noqa: E402
 
 # Bounds: each proxy's run is about 3 drains (each as long as the longest call in flight,
-# ~60 ms here) plus the proxy noticing each restarted instance (nginx: fail_timeout 1 s;
+# ~0.5 s: IN_FLIGHT_MS) plus the proxy noticing each restarted instance (nginx: fail_timeout 1 s;
 # HAProxy: two 300 ms checks). MAX_SECONDS stops the load whatever happens.
 MAX_SECONDS = 40
 SETTLE_SECONDS = 0.5  # load before the first drain and after the last restart
@@ -48,14 +48,17 @@ def rolling_restart(report, f, proxy):
             streams = calls_in_flight_on(probe, old)
             took = inst.drain()
             code = inst.exit_codes[-1]
+            whole = 0
             for who, reader in streams:
                 reader.join(timeout=10)
-                if reader.result != [10] * len(IN_FLIGHT_MS):
+                if reader.result == [10] * len(IN_FLIGHT_MS):
+                    whole += 1
+                else:
                     print("  %s: a stream in flight on %s when it drained ended with %r" %
                           (proxy.name, who, reader.result), flush=True)
                     in_flight_ok = False
-            print("  %s: %d long streams in flight during the drain, %d of them on %s: all answered in full" %
-                  (proxy.name, len(streams), sum(w == old for w, _ in streams), old), flush=True)
+            print("  %s: %d long streams in flight during the drain, %d of them on %s; %d answered in full" %
+                  (proxy.name, len(streams), sum(w == old for w, _ in streams), old, whole), flush=True)
             inst.start()
             calls = fleet.wait_served_by(probe, inst.served_by, timeout=10)
             print("  %s: drained %s in %.2f s (exit %d), %s answers after %d probe calls; %s" %
