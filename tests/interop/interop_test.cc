@@ -538,7 +538,10 @@ TEST(InteropServer, BadFlagsExitWithUsage) {
                                                                 {"--use_tls=maybe"},
                                                                 {"--tls_cert_file", "/nonexistent"},
                                                                 {"--frobnicate"},
-                                                                {"--grace-ms"}}) {
+                                                                {"--grace-ms"},
+                                                                {"--server_id", "a b"},
+                                                                {"--server_id="},
+                                                                {"--max_connection_age_ms", "1s"}}) {
     EXPECT_EQ(ServerProcess::run_to_exit(args, 5s), 2) << args.front();
   }
   // Unreadable certificate files are found at start, not at the first handshake.
