@@ -20,8 +20,8 @@ class ConnectionCalls final : public http2::StreamListener {
   // Called once the connection and every call on it are gone (the object is being freed).
   void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
   // Send the double GOAWAY; calls in flight go on. refuse_new_calls: streams that arrive
-  // before the client sees the GOAWAY are refused (server stop) rather than served (a
-  // connection retired for idleness or age, where the client is not going away).
+  // before the client sees the GOAWAY are refused with REFUSED_STREAM rather than served
+  // (Server::stop and idle/age retirement both serve them: see server_shard.cc).
   void start_graceful_shutdown(bool refuse_new_calls = true);
   // Ends every call now with this status (trailers to the client) and cancels handlers.
   void cancel_all(const Status& status);

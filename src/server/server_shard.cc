@@ -246,7 +246,12 @@ void ServerShard::begin_shutdown(uint64_t deadline_ms) {
     shutting_down_ = true;
     shard_.timers().cancel(resume_timer_);
     for (auto& a : acceptors_) a->cancel();
-    for (auto* c : connections_) c->start_graceful_shutdown();
+    // Streams that reach us before the client has read the GOAWAY notice are served (the
+    // notice's last-stream-id 2^31-1 says they may be), not refused: a proxy that sent one
+    // on a pooled connection cannot always retry a refused POST (nginx answers 502,
+    // HAProxy 2.6 passes the RST_STREAM on; tests/fleet/rolling_restart_test.py). They
+    // get the same grace as the calls in flight; the final GOAWAY closes the window.
+    for (auto* c : connections_) c->start_graceful_shutdown(/*refuse_new_calls=*/false);
   }
   if (!grace_expired_ && (!grace_timer_.armed() || deadline_ms < grace_timer_.deadline_ms())) {
     shard_.timers().arm(grace_timer_, deadline_ms);

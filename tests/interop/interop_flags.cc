@@ -51,8 +51,10 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
       flags.use_tls = *b;
       continue;
     }
-    static constexpr std::string_view kValued[] = {"--port", "--grace-ms", "--grace_ms", "--shards",
-                                                   "--tls_cert_file", "--tls_key_file"};
+    static constexpr std::string_view kValued[] = {"--port",          "--grace-ms",     "--grace_ms",
+                                                   "--shards",        "--tls_cert_file", "--tls_key_file",
+                                                   "--server_id",     "--max_connection_age_ms",
+                                                   "--max_connection_age_grace_ms"};
     if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
       *error = "unknown flag " + name;
       return std::nullopt;
@@ -83,6 +85,23 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
         return std::nullopt;
       }
       flags.shards = static_cast<unsigned>(n);
+    } else if (name == "--max_connection_age_ms" || name == "--max_connection_age_grace_ms") {
+      // ServerOptions checks the range; this only has to be a number of milliseconds.
+      if (!parse_uint(value, 3'600'000, &n)) {
+        *error = name + " takes milliseconds (0 to 3600000), not \"" + value + "\"";
+        return std::nullopt;
+      }
+      (name == "--max_connection_age_ms" ? flags.max_connection_age : flags.max_connection_age_grace) =
+          std::chrono::milliseconds(n);
+    } else if (name == "--server_id") {
+      // Sent as a metadata value: printable ASCII only, so a bad name fails here, not per call.
+      if (value.empty() || value.find_first_not_of(
+                               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") !=
+                               std::string::npos) {
+        *error = "--server_id takes letters, digits and -_.: only, not \"" + value + "\"";
+        return std::nullopt;
+      }
+      flags.server_id = value;
     } else if (name == "--tls_cert_file") {
       flags.tls_cert_file = value;
     } else {

@@ -41,13 +41,16 @@ int main(int argc, char** argv) {
   for (int s : {SIGINT, SIGTERM}) sigaddset(&stop_signals, s);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  uringrpc::interop::InteropTestService test_service;  // all three outlive the server
+  uringrpc::interop::InteropTestService test_service(flags->server_id);  // all three outlive the server
   grpc::testing::UnimplementedServiceService unimplemented_service;  // nothing overridden
   uringrpc::ReflectionService reflection;  // grpc.reflection.v1 and v1alpha, for grpc-call
   std::string pki_dir;  // the generated test certificate's files, removed on exit
   int status = 0;
   {
-    uringrpc::Server server({.shards = flags->shards});
+    uringrpc::ServerOptions options{.shards = flags->shards};
+    options.connection.max_age = flags->max_connection_age;
+    options.connection.max_age_grace = flags->max_connection_age_grace;
+    uringrpc::Server server(options);
     server.add_service(test_service);
     server.add_service(unimplemented_service);
     server.add_service(reflection);

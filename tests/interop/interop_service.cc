@@ -98,13 +98,20 @@ void compress_per_message(ServerContext& ctx) { ctx.set_compression(Compression:
 
 }  // namespace
 
-Task<Empty> InteropTestService::EmptyCall(Empty, ServerContext& ctx) {
+// Every rpc starts here: the echoed keys, and which instance answers (x-served-by) when
+// the server was given a name, so a test behind a load balancer sees where calls land.
+void InteropTestService::start_call(ServerContext& ctx) const {
   echo_metadata(ctx);
+  if (!served_by_.empty()) ctx.add_initial_metadata(kServedByKey, served_by_);
+}
+
+Task<Empty> InteropTestService::EmptyCall(Empty, ServerContext& ctx) {
+  start_call(ctx);
   co_return Empty();
 }
 
 Task<SimpleResponse> InteropTestService::UnaryCall(SimpleRequest req, ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   if (auto bad = check_compression(req.has_expect_compressed(), req.expect_compressed().value(), ctx)) co_return *bad;
   if (auto status = echoed_status(req.response_status())) co_return *status;
   if (auto bad = check_response_type(req.response_type())) co_return *bad;
@@ -117,7 +124,7 @@ Task<SimpleResponse> InteropTestService::UnaryCall(SimpleRequest req, ServerCont
 
 // Answers differently every time (the time in nanoseconds) and lets proxies cache it.
 Task<SimpleResponse> InteropTestService::CacheableUnaryCall(SimpleRequest, ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   ctx.add_initial_metadata("cache-control", "max-age=60, public");
   SimpleResponse resp;
   resp.mutable_payload()->set_type(grpc::testing::COMPRESSABLE);
@@ -127,7 +134,7 @@ Task<SimpleResponse> InteropTestService::CacheableUnaryCall(SimpleRequest, Serve
 
 Stream<StreamingOutputCallResponse> InteropTestService::StreamingOutputCall(StreamingOutputCallRequest req,
                                                                             ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   if (auto status = echoed_status(req.response_status())) co_return end_with(ctx, *status);
   if (auto bad = check_parameters(req)) co_return end_with(ctx, *bad);
   compress_per_message(ctx);
@@ -136,7 +143,7 @@ Stream<StreamingOutputCallResponse> InteropTestService::StreamingOutputCall(Stre
 
 Task<StreamingInputCallResponse> InteropTestService::StreamingInputCall(Reader<StreamingInputCallRequest>& reader,
                                                                         ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   size_t total = 0;
   while (auto req = co_await reader.next()) {
     if (auto bad = check_compression(req->has_expect_compressed(), req->expect_compressed().value(), ctx)) {
@@ -153,7 +160,7 @@ Task<StreamingInputCallResponse> InteropTestService::StreamingInputCall(Reader<S
 // with it, and later requests are not processed.
 Stream<StreamingOutputCallResponse> InteropTestService::FullDuplexCall(
     Reader<StreamingOutputCallRequest>& reader, ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   compress_per_message(ctx);
   while (auto req = co_await reader.next()) {
     if (auto status = echoed_status(req->response_status())) co_return end_with(ctx, *status);
@@ -165,7 +172,7 @@ Stream<StreamingOutputCallResponse> InteropTestService::FullDuplexCall(
 // Reads every request first and answers them all after the client half-closes.
 Stream<StreamingOutputCallResponse> InteropTestService::HalfDuplexCall(
     Reader<StreamingOutputCallRequest>& reader, ServerContext& ctx) {
-  echo_metadata(ctx);
+  start_call(ctx);
   compress_per_message(ctx);
   std::vector<StreamingOutputCallRequest> requests;
   while (auto req = co_await reader.next()) {

@@ -3,6 +3,9 @@
 // protoc plugin generates from Debian's grpc-proto. Served by interop_server.cc.
 #pragma once
 
+#include <string>
+#include <utility>
+
 #include "grpc/testing/test.uringrpc.pb.h"
 
 namespace uringrpc::interop {
@@ -11,6 +14,12 @@ namespace uringrpc::interop {
 // the unimplemented_method case expects. Stateless: one instance serves every shard.
 class InteropTestService final : public grpc::testing::TestServiceService {
  public:
+  // The initial-metadata key naming the answering instance (interop-server --server_id).
+  static constexpr const char* kServedByKey = "x-served-by";
+
+  // `served_by` non-empty: every response's headers carry x-served-by: served_by.
+  explicit InteropTestService(std::string served_by = {}) : served_by_(std::move(served_by)) {}
+
   Task<grpc::testing::Empty> EmptyCall(grpc::testing::Empty, ServerContext& ctx) override;
   Task<grpc::testing::SimpleResponse> UnaryCall(grpc::testing::SimpleRequest req, ServerContext& ctx) override;
   Task<grpc::testing::SimpleResponse> CacheableUnaryCall(grpc::testing::SimpleRequest req,
@@ -23,6 +32,11 @@ class InteropTestService final : public grpc::testing::TestServiceService {
       Reader<grpc::testing::StreamingOutputCallRequest>& reader, ServerContext& ctx) override;
   Stream<grpc::testing::StreamingOutputCallResponse> HalfDuplexCall(
       Reader<grpc::testing::StreamingOutputCallRequest>& reader, ServerContext& ctx) override;
+
+ private:
+  void start_call(ServerContext& ctx) const;
+
+  std::string served_by_;
 };
 
 }  // namespace uringrpc::interop

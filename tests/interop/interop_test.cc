@@ -1,13 +1,16 @@
 // gRPC's standard interop cases (doc/interop-test-descriptions.md in grpc/grpc), as the
 // real gRPC C++ client runs them against build/bin/interop-server, over h2c and over TLS,
 // with the spec's sizes and assertions; then the server program itself: its flags, its
-// certificate files, its graceful stop.
+// certificate files, its graceful stop. With URINGRPC_INTEROP_TARGET=host:port the h2c cases
+// call that address instead of a server of their own (a fleet behind a proxy:
+// tests/fleet/), and the TLS ones are skipped.
 #include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -71,10 +74,17 @@ struct Servers {
 };
 Servers* servers = nullptr;
 
+// The address the h2c cases call when it is not a server of the suite's own; else empty.
+std::string external_target() {
+  const char* t = std::getenv("URINGRPC_INTEROP_TARGET");
+  return t ? t : "";
+}
+
 class Interop : public ::testing::TestWithParam<Transport> {
  protected:
   static void SetUpTestSuite() {
     servers = new Servers;
+    if (!external_target().empty()) return;
     servers->h2c = std::make_unique<ServerProcess>(std::vector<std::string>{"--port", "0", "--shards", "1"});
     servers->tls = std::make_unique<ServerProcess>(std::vector<std::string>{"--port=0", "--use_tls=true", "--shards=1"});
   }
@@ -84,7 +94,10 @@ class Interop : public ::testing::TestWithParam<Transport> {
   }
 
   void SetUp() override {
-    if (GetParam() == Transport::kH2c) {
+    if (!external_target().empty()) {
+      if (GetParam() == Transport::kTls) GTEST_SKIP() << "URINGRPC_INTEROP_TARGET is h2c only";
+      channel_ = uringrpc::testing::make_channel(external_target());
+    } else if (GetParam() == Transport::kH2c) {
       channel_ = uringrpc::testing::make_channel("localhost:" + std::to_string(servers->h2c->port()));
     } else {
       ASSERT_FALSE(servers->tls->ca_path().empty()) << "the TLS server named no test CA";
@@ -525,7 +538,10 @@ TEST(InteropServer, BadFlagsExitWithUsage) {
                                                                 {"--use_tls=maybe"},
                                                                 {"--tls_cert_file", "/nonexistent"},
                                                                 {"--frobnicate"},
-                                                                {"--grace-ms"}}) {
+                                                                {"--grace-ms"},
+                                                                {"--server_id", "a b"},
+                                                                {"--server_id="},
+                                                                {"--max_connection_age_ms", "1s"}}) {
     EXPECT_EQ(ServerProcess::run_to_exit(args, 5s), 2) << args.front();
   }
   // Unreadable certificate files are found at start, not at the first handshake.
