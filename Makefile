@@ -37,7 +37,7 @@ TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
 
 DEPS_STAMP := $(BUILD)/.deps-installed
 
-LIB_SRCS   := $(shell find src -name '*.cc' -not -path 'src/codegen/*' 2>/dev/null)
+LIB_SRCS   := $(shell find src -name '*.cc' -not -path 'src/codegen/*' -not -path 'src/services/*' 2>/dev/null)
 LIB_OBJS   := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/liburingrpc.a
 
@@ -192,6 +192,26 @@ $(BUILD)/tests/interop-tests: $(INTEROP_TEST_OBJS) $(COMMON_TEST_OBJS) $(LIB) | 
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $(filter-out $(BUILD)/bin/interop-server,$^) $(LIBS) $(TEST_LIBS) -o $@
 # ---- end interop
+
+# ---- built-in services (src/services)
+# Services on top of the library that use only its public API (uringrpc/health.h), built
+# into liburingrpc.a with their protobuf and service code: grpc.health.v1 generated from
+# Debian's grpc-proto by our own plugin (the $(GRPC_GEN) rules above). services-tests calls
+# them with the real gRPC C++ client (its stubs from grpc_cpp_plugin).
+SERVICES_OBJS      := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard src/services/*.cc))
+SERVICES_GEN_OBJS  := $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/health/v1/%.o,health.pb health.uringrpc.pb)
+SERVICES_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/services/*.cc))
+$(SERVICES_OBJS) $(SERVICES_TEST_OBJS): CPPFLAGS += -I$(GRPC_GEN)
+$(SERVICES_OBJS) $(SERVICES_TEST_OBJS): | $(GRPC_GEN)/grpc/health/v1/health.pb.h \
+  $(GRPC_GEN)/grpc/health/v1/health.uringrpc.pb.h $(GRPC_GEN)/grpc/health/v1/health.grpc.pb.h
+$(LIB): $(SERVICES_OBJS) $(SERVICES_GEN_OBJS)
+TEST_BINS += $(BUILD)/tests/services-tests
+
+$(BUILD)/tests/services-tests: $(SERVICES_TEST_OBJS) $(BUILD)/obj/gen-grpc-proto/grpc/health/v1/health.grpc.pb.o \
+  $(COMMON_TEST_OBJS) $(PROTO_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+# ---- end built-in services
 
 # ---- compile-fail tests (tests/compile_fail)
 # The test compiles misuse snippets at run time with this build's compiler and flags.
