@@ -42,6 +42,8 @@ class ServerContext {
   ServerContext& operator=(const ServerContext&) = delete;
 
   // --- what the client sent
+  // The path the client called, "/package.Service/Method" (under the server's fallback
+  // handler, whatever path it was).
   std::string_view method() const noexcept;
   // Custom request metadata, in arrival order; "-bin" values already base64-decoded.
   const Metadata& client_metadata() const noexcept;
