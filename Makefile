@@ -263,6 +263,26 @@ $(BUILD)/tests/bin/grpc-cpp-reflection-server: $(BUILD)/obj/tests/reflection/grp
 TEST_BINS += $(BUILD)/tests/reflection-tests
 # ---- end server reflection
 
+# ---- built-in services (src/services)
+# Services on top of the library that use only its public API (uringrpc/health.h), built
+# into liburingrpc.a with their protobuf and service code: grpc.health.v1 generated from
+# Debian's grpc-proto by our own plugin (the $(GRPC_GEN) rules above). services-tests calls
+# them with the real gRPC C++ client (its stubs from grpc_cpp_plugin).
+SERVICES_OBJS      := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard src/services/health*.cc))
+SERVICES_GEN_OBJS  := $(patsubst %,$(BUILD)/obj/gen-grpc-proto/grpc/health/v1/%.o,health.pb health.uringrpc.pb)
+SERVICES_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/services/*.cc))
+$(SERVICES_OBJS) $(SERVICES_TEST_OBJS): CPPFLAGS += -I$(GRPC_GEN)
+$(SERVICES_OBJS) $(SERVICES_TEST_OBJS): | $(GRPC_GEN)/grpc/health/v1/health.pb.h \
+  $(GRPC_GEN)/grpc/health/v1/health.uringrpc.pb.h $(GRPC_GEN)/grpc/health/v1/health.grpc.pb.h
+$(LIB): $(SERVICES_OBJS) $(SERVICES_GEN_OBJS)
+TEST_BINS += $(BUILD)/tests/services-tests
+
+$(BUILD)/tests/services-tests: $(SERVICES_TEST_OBJS) $(BUILD)/obj/gen-grpc-proto/grpc/health/v1/health.grpc.pb.o \
+  $(COMMON_TEST_OBJS) $(PROTO_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+# ---- end built-in services
+
 # ---- compile-fail tests (tests/compile_fail)
 # The test compiles misuse snippets at run time with this build's compiler and flags.
 COMPILE_FAIL_FLAGS := $(filter-out -MMD -MP,$(CPPFLAGS) $(CXXFLAGS))

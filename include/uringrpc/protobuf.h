@@ -5,9 +5,11 @@
 #include <google/protobuf/message_lite.h>
 
 #include <limits>
+#include <string>
 #include <type_traits>
 
 #include "uringrpc/codec.h"
+#include "uringrpc/status.h"
 
 namespace uringrpc {
 
@@ -23,5 +25,18 @@ struct Codec<M, std::enable_if_t<std::is_base_of_v<google::protobuf::MessageLite
     return out.ParseFromArray(in.data(), static_cast<int>(in.size()));
   }
 };
+
+// A Status with rich error details (Status::details): `rpc_status` is a google.rpc.Status
+// (googleapis' google/rpc/status.proto: code, message, repeated google.protobuf.Any
+// details), serialized as it is; by convention its code and message are `code` and
+// `message`. End the call with it: co_return it, or ctx.abort(it) from a streaming handler.
+//   google::rpc::Status st;  st.set_code(3);  st.set_message("bad name");
+//   st.add_details()->PackFrom(field_violation);
+//   co_return uringrpc::make_status(StatusCode::INVALID_ARGUMENT, "bad name", st);
+inline Status make_status(StatusCode code, std::string message, const google::protobuf::MessageLite& rpc_status) {
+  Status s{code, std::move(message)};
+  rpc_status.SerializeToString(&s.details);
+  return s;
+}
 
 }  // namespace uringrpc

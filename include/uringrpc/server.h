@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -182,6 +183,20 @@ class Server {
   // The services added so far, in the order they were added (methods added by path alone
   // are not among them).
   const std::vector<RegisteredService>& services() const noexcept;
+
+  // Serves every method no add_method() or add_service() registered (a proxy or a gateway
+  // forwarding any path): raw bytes in and out, in any of the four shapes (build it with
+  // bidi_streaming() over Reader<Bytes>& to take every shape); ctx.method() is the path the
+  // client called. Without one such calls get UNIMPLEMENTED "Method not found: <path>".
+  // Throws std::invalid_argument for an empty handler or a second one, UsageError after start().
+  void set_fallback_handler(MethodHandler handler);
+
+  // Runs `hook` once, when a stop begins (the first stop(), or the destructor's), on the
+  // thread that stops, before the server stops accepting and before any GOAWAY: a health
+  // service reports NOT_SERVING there, so load balancers drain the server first. Hooks run
+  // in the order added, under the server's own lock: a hook must not call this Server and
+  // should return soon (calls keep being served meanwhile). UsageError after start().
+  void on_stop_begin(std::function<void()> hook);
 
   // Binds now and returns the bound port (0 for unix: addresses). Accepts "[::]:0",
   // "0.0.0.0:N", "localhost:N", "127.0.0.1:N", "[::1]:N" and "unix:/path".

@@ -42,6 +42,8 @@ class ServerContext {
   ServerContext& operator=(const ServerContext&) = delete;
 
   // --- what the client sent
+  // The path the client called, "/package.Service/Method" (under the server's fallback
+  // handler, whatever path it was).
   std::string_view method() const noexcept;
   // Custom request metadata, in arrival order; "-bin" values already base64-decoded.
   const Metadata& client_metadata() const noexcept;
@@ -67,8 +69,12 @@ class ServerContext {
   // (A unary or client-streaming handler can also `co_return Status{code, details}`:
   // that code and details, with the trailing metadata set here, and no response.)
   void set_code(StatusCode code) noexcept;
+  // The status message (grpc-message), as gRPC C++ names it.
   void set_details(std::string details);
   StatusCode code() const noexcept;
+  // Rich error details for a non-OK end: a serialized google.rpc.Status, sent as the
+  // trailer grpc-status-details-bin (Status::details says more). Ignored if the RPC ends OK.
+  void set_error_details(std::string serialized);
   // Throws std::invalid_argument ("invalid trailing metadata: ...") for a bad key or value.
   void set_trailing_metadata(Metadata md);
   // Throws std::invalid_argument ("invalid initial metadata: ...") for a bad key or value,
@@ -79,6 +85,9 @@ class ServerContext {
   // Ends the RPC at once with this status (by throwing AbortError). Bad trailing metadata
   // throws std::invalid_argument instead, which ends the RPC with UNKNOWN.
   [[noreturn]] void abort(StatusCode code, std::string details, Metadata trailing = {});
+  // The same with a whole Status, rich details included (make_status() in protobuf.h).
+  // std::invalid_argument for an OK status.
+  [[noreturn]] void abort(Status status, Metadata trailing = {});
 
   // --- compression of the responses
   // Compresses this call's response messages with `c` (the default is

@@ -30,9 +30,17 @@ enum class StatusCode : int {
 // "OK", "CANCELLED", ...; "UNKNOWN_CODE" outside the range.
 std::string_view status_code_name(StatusCode code) noexcept;
 
+// The status a call ends with. `details` is optional rich error detail: a serialized
+// google.rpc.Status (code, message, and google.protobuf.Any details), which the client
+// reads back (gRPC C++: grpc::Status::error_details()). It is sent as the binary trailer
+// grpc-status-details-bin with a non-OK code, never with OK. make_status() in
+// uringrpc/protobuf.h builds one from a message. A status whose trailers would not fit the
+// client's advertised header list size (SETTINGS_MAX_HEADER_LIST_SIZE: gRPC clients say
+// 8 KiB) or 64 KiB reaches the client as INTERNAL instead (man uringrpc(7), "Rich errors").
 struct Status {
   StatusCode code = StatusCode::OK;
   std::string message;
+  std::string details{};
 
   bool ok() const noexcept { return code == StatusCode::OK; }
 };

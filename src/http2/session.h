@@ -101,6 +101,11 @@ class Session final : public transport::ConnectionHandler {
   }
   size_t open_streams() const { return stream_count_.open_streams(); }
   uint32_t max_header_list_bytes() const { return settings_.max_header_list_bytes; }
+  // The client's SETTINGS_MAX_HEADER_LIST_SIZE: the largest header block (name + value + 32
+  // per field) it accepts; UINT32_MAX when it advertised none.
+  uint32_t peer_max_header_list_bytes() const {
+    return ng_ ? nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) : UINT32_MAX;
+  }
   void request_flush() {
     if (conn_) conn_->request_flush();
   }

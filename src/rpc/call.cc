@@ -44,6 +44,18 @@ void append_metadata(const Metadata& md, std::vector<std::string>& encoded, http
   }
 }
 
+// The largest header block we send. nghttp2 refuses to send one whose encoded bound
+// (nghttp2_hd_deflate_bound) passes 64 KiB, its default max_send_header_block_length, and
+// fails the stream; counted as HTTP/2 counts a header list (name + value + 32 per field),
+// a block never has a smaller count than that bound, so one within this always goes out.
+constexpr size_t kMaxSendHeaderBlock = 64u << 10;
+
+size_t header_list_bytes(const http2::HeaderList& h) {
+  size_t n = 0;
+  for (const auto& f : h) n += f.name.size() + f.value.size() + 32;
+  return n;
+}
+
 }  // namespace
 
 // The coroutine that drives a handler: it turns however the handler ends into a status.
@@ -67,7 +79,10 @@ Call::Runner Call::run(Task<void> task) {
   try {
     co_await std::move(task);
     status.code = code_;
-    if (code_ != StatusCode::OK) status.message = details_;
+    if (code_ != StatusCode::OK) {
+      status.message = details_;
+      status.details = std::move(error_details_);
+    }
     trailing = std::move(trailing_);
   } catch (AbortError& e) {
     // ServerContext::abort() validated these; an AbortError thrown by hand did not, and a
@@ -81,7 +96,7 @@ Call::Runner Call::run(Task<void> task) {
     }
   } catch (const std::exception& e) {
     if (code_ != StatusCode::OK) {
-      status = {code_, details_};
+      status = {code_, details_, std::move(error_details_)};
     } else {
       status = {StatusCode::UNKNOWN, "Unexpected " + current_exception_type() + ": " + e.what()};
     }
@@ -98,6 +113,7 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
       shard_(owner.shard()),
       stream_(&stream),
       method_(method),
+      path_(method.path),
       ctx_(*this),
       raw_metadata_(std::move(client_metadata)),
       admitted_(admitted),
@@ -127,9 +143,14 @@ void Call::discharge(size_t n) {
   if (MemoryBudget* b = owner_.budget()) b->used -= n;
 }
 
+void Call::set_called_path(std::string_view path) {
+  called_path_.assign(path.data(), path.size());
+  path_ = called_path_;
+}
+
 void Call::start() {
   if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = base::probes::now_ns();
-  URINGRPC_PROBE(rpc_start, this, method_.path.c_str());
+  URINGRPC_PROBE(rpc_start, this, path_.data());
   Task<void> task = method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
@@ -322,6 +343,28 @@ void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
 }
 
 void Call::body_trailers(http2::HeaderList& out) noexcept {
+  const size_t head = out.size();  // Trailers-Only: the response head is in the same block
+  append_status(out);
+  // A client refuses a block over its SETTINGS_MAX_HEADER_LIST_SIZE and fails the call with
+  // an error of its own (or nghttp2 refuses to send it and the client waits for its
+  // deadline): say INTERNAL, and why, instead. Rich details are the usual culprit.
+  const size_t limit = std::min<size_t>(owner_.session().peer_max_header_list_bytes(), kMaxSendHeaderBlock);
+  const size_t bytes = header_list_bytes(out);
+  if (bytes <= limit) return;
+  URINGRPC_LOG(base::LogLevel::kWarn,
+               "%s: status %s with %zu bytes of details and %zu trailing metadata entries makes a "
+               "%zu-byte header block, over the client's limit of %zu; sending INTERNAL instead",
+               path_.data(), std::string(status_code_name(final_.code)).c_str(), final_.details.size(),
+               trailing_.size(), bytes, limit);
+  final_ = {StatusCode::INTERNAL, "the call's status and trailing metadata make a " + std::to_string(bytes) +
+                                      "-byte header block, over the client's limit of " + std::to_string(limit) +
+                                      " bytes"};
+  trailing_.clear();
+  out.resize(head);
+  append_status(out);
+}
+
+void Call::append_status(http2::HeaderList& out) {
   status_text_ = std::to_string(static_cast<int>(final_.code));
   out.push_back({"grpc-status", status_text_});
   if (!final_.message.empty()) {
@@ -329,6 +372,11 @@ void Call::body_trailers(http2::HeaderList& out) noexcept {
     out.push_back({"grpc-message", message_text_});
   }
   append_metadata(trailing_, encoded_trailing_, out);
+  // Rich details only with an error, as gRPC sends them: base64 without padding.
+  if (!final_.ok() && !final_.details.empty()) {
+    details_text_ = base64_encode(final_.details);
+    out.push_back({"grpc-status-details-bin", details_text_});
+  }
 }
 
 // --- ending
@@ -338,7 +386,7 @@ bool Call::decide(Status status, Metadata trailing) {
   ended_ = true;
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
-  URINGRPC_PROBE_GUARDED(rpc_end, this, method_.path.c_str(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
+  URINGRPC_PROBE_GUARDED(rpc_end, this, path_.data(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
   trailing_ = std::move(trailing);
   return true;
 }
@@ -364,7 +412,7 @@ void Call::on_handler_returned(Status status, Metadata trailing) {
   handler_done_ = true;
   release_admission();
   if (!ended_ && status.code != StatusCode::OK) {
-    URINGRPC_LOG(base::LogLevel::kDebug, "%s ended %s: %s", method_.path.c_str(),
+    URINGRPC_LOG(base::LogLevel::kDebug, "%s ended %s: %s", path_.data(),
                  std::string(status_code_name(status.code)).c_str(), status.message.c_str());
   }
   end(std::move(status), std::move(trailing));
@@ -414,7 +462,7 @@ void Call::on_stall_check(void* self) {
 
 void Call::reset_stalled() {
   URINGRPC_LOG(base::LogLevel::kInfo, "%s: %s: %zu response bytes not taken for %lu ms; resetting the stream",
-               std::string(peer()).c_str(), method_.path.c_str(), outbound_bytes_,
+               std::string(peer()).c_str(), path_.data(), outbound_bytes_,
                static_cast<unsigned long>(owner_.config().stalled_stream_timeout_ms));
   // The status is decided here, but the stream is reset rather than given trailers.
   decide({StatusCode::CANCELLED, "stream stalled"}, {});

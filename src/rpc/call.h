@@ -52,6 +52,9 @@ class Call final : public http2::ResponseBody {
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
+  // A call served by the fallback handler (MethodTable::fallback) keeps the path it was
+  // called with; before start().
+  void set_called_path(std::string_view path);
   void start();
 
   // --- from the HTTP/2 layer (via ConnectionCalls)
@@ -64,7 +67,7 @@ class Call final : public http2::ResponseBody {
 
   // --- ServerContext's implementation
   ServerContext& context() { return ctx_; }
-  std::string_view method() const { return method_.path; }
+  std::string_view method() const { return path_; }
   // Built on first use: most handlers never look, and the copy costs allocations.
   const Metadata& client_metadata() const;
   std::string_view peer() const;
@@ -74,6 +77,7 @@ class Call final : public http2::ResponseBody {
   void set_code(StatusCode c) { code_ = c; }
   StatusCode code() const { return code_; }
   void set_details(std::string d) { details_ = std::move(d); }
+  void set_error_details(std::string d) { error_details_ = std::move(d); }
   void set_trailing_metadata(Metadata md) { trailing_ = std::move(md); }
   void add_initial_metadata(std::string k, std::string v);
   void send_initial_metadata();
@@ -116,6 +120,8 @@ class Call final : public http2::ResponseBody {
   // decide(), then sends the status to the client (trailers, or Trailers-Only headers).
   void end(Status status, Metadata trailing);
   void submit_response_headers();
+  // grpc-status, grpc-message, the trailing metadata and grpc-status-details-bin of final_.
+  void append_status(http2::HeaderList& out);
   // Resumes the parked handler if it waits for what just happened.
   void wake_reader();
   void wake_writer();
@@ -134,6 +140,8 @@ class Call final : public http2::ResponseBody {
   loop::Shard& shard_;
   http2::Stream* stream_;
   const MethodTable::Entry& method_;
+  std::string_view path_;             // method_.path, or called_path_ for the fallback
+  http2::PooledString called_path_;
   ServerContext ctx_;
   http2::RawMetadata raw_metadata_;               // as received, -bin values decoded
   mutable std::optional<Metadata> client_metadata_;
@@ -191,10 +199,12 @@ class Call final : public http2::ResponseBody {
   bool cancelled_ = false;
   StatusCode code_ = StatusCode::OK;
   std::string details_;
+  std::string error_details_;  // serialized google.rpc.Status (set_error_details)
   Metadata trailing_;
   Status final_;
   std::string status_text_;    // storage for trailers while nghttp2 copies them
   std::string message_text_;
+  std::string details_text_;   // grpc-status-details-bin, base64
   std::vector<std::string> encoded_trailing_;  // -bin trailer values while nghttp2 copies them
 };
 

@@ -113,6 +113,8 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     return;
   }
   const MethodTable::Entry* method = config_.methods->find(head.path);
+  const bool fallback = !method;
+  if (fallback) method = config_.methods->fallback();
   if (!method) {
     reject(s, "200", StatusCode::UNIMPLEMENTED, "Method not found: " + std::string(head.path));
     return;
@@ -142,6 +144,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     admitted = true;
   }
   auto* call = new Call(*this, s, *method, std::move(head.metadata), deadline_ms, admitted);
+  if (fallback) call->set_called_path(head.path);
   call->compression().start(*request_encoding, parse_accept_encoding(head.grpc_accept_encoding),
                             config_.default_compression);
   call->next_ = calls_;

@@ -17,6 +17,12 @@ void MethodTable::add(std::string path, MethodHandler handler) {
   entries_.emplace(std::move(key), Entry{std::move(path), std::move(handler)});
 }
 
+void MethodTable::set_fallback(MethodHandler handler) {
+  if (!handler.run) throw std::invalid_argument("empty fallback handler");
+  if (fallback_.handler.run) throw std::invalid_argument("fallback handler set twice");
+  fallback_.handler = std::move(handler);
+}
+
 const MethodTable::Entry* MethodTable::find(std::string_view path) const noexcept {
   auto it = entries_.find(path);
   return it == entries_.end() ? nullptr : &it->second;

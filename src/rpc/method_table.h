@@ -19,6 +19,11 @@ class MethodTable {
   // Throws std::invalid_argument for a path not of the form "/service/method" or a duplicate.
   void add(std::string path, MethodHandler handler);
   const Entry* find(std::string_view path) const noexcept;
+  // The handler for paths not added (Server::set_fallback_handler); its entry's path is
+  // empty: the call keeps the path it was called with. Throws std::invalid_argument for an
+  // empty handler or a second fallback.
+  void set_fallback(MethodHandler handler);
+  const Entry* fallback() const noexcept { return fallback_.handler.run ? &fallback_ : nullptr; }
 
  private:
   struct Hash {
@@ -26,6 +31,7 @@ class MethodTable {
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  Entry fallback_;
 };
 
 }  // namespace uringrpc::rpc

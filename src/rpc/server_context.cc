@@ -28,6 +28,7 @@ bool ServerContext::last_read_compressed() const noexcept { return call_.last_re
 void ServerContext::set_code(StatusCode code) noexcept { call_.set_code(code); }
 void ServerContext::set_details(std::string details) { call_.set_details(std::move(details)); }
 StatusCode ServerContext::code() const noexcept { return call_.code(); }
+void ServerContext::set_error_details(std::string serialized) { call_.set_error_details(std::move(serialized)); }
 
 void ServerContext::set_trailing_metadata(Metadata md) {
   std::string error = rpc::validate_outgoing_metadata(md, "trailing");
@@ -59,6 +60,13 @@ void ServerContext::abort(StatusCode code, std::string details, Metadata trailin
   if (!error.empty()) throw std::invalid_argument(error);
   if (code == StatusCode::OK) throw std::invalid_argument("abort() needs a non-OK status code");
   throw AbortError(Status{code, std::move(details)}, std::move(trailing));
+}
+
+void ServerContext::abort(Status status, Metadata trailing) {
+  std::string error = rpc::validate_outgoing_metadata(trailing, "trailing");
+  if (!error.empty()) throw std::invalid_argument(error);
+  if (status.ok()) throw std::invalid_argument("abort() needs a non-OK status code");
+  throw AbortError(std::move(status), std::move(trailing));
 }
 
 void ServerContext::throw_undecodable() {
@@ -99,6 +107,7 @@ void end_with_returned_status(ServerContext& ctx, Status&& status) {
   status = without_ok(std::move(status));
   ctx.set_code(status.code);
   ctx.set_details(std::move(status.message));
+  ctx.set_error_details(std::move(status.details));
 }
 
 void throw_returned_status(Status status) { throw AbortError(without_ok(std::move(status))); }

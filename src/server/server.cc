@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
@@ -58,6 +59,19 @@ class ServerImpl {
     methods_.add(std::move(path), std::move(handler));
   }
 
+  void set_fallback_handler(MethodHandler handler) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) throw UsageError("set_fallback_handler after start()");
+    methods_.set_fallback(std::move(handler));
+  }
+
+  void on_stop_begin(std::function<void()> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) throw UsageError("on_stop_begin after start()");
+    if (!hook) throw std::invalid_argument("on_stop_begin: empty hook");
+    stop_hooks_.push_back(std::move(hook));
+  }
+
   int add_port(std::string_view address, std::shared_ptr<transport::TlsContext> tls) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("add_port after start()");
@@ -101,6 +115,9 @@ class ServerImpl {
     uint64_t deadline = loop::TimerWheel::monotonic_now_ms() + static_cast<uint64_t>(std::max<int64_t>(grace_ms, 0));
     if (!stopping_) {
       stopping_ = true;
+      // Before anything else a client could notice (listeners, GOAWAY): what the hooks post
+      // to the shards is in their inboxes ahead of the shutdown message below.
+      for (auto& hook : stop_hooks_) hook();
       // Refuse new connections now: a listening socket shut down leaves LISTEN at once,
       // while its descriptor stays valid until the shards have cancelled their accepts.
       for (auto& l : listeners_) {
@@ -162,6 +179,7 @@ class ServerImpl {
   std::set<int> bound_ports_;
   std::unique_ptr<loop::OffloadPool> offload_;
   std::vector<std::unique_ptr<ServerShard>> shards_;
+  std::vector<std::function<void()>> stop_hooks_;
 
   std::mutex mu_;  // configuration and stop only; never touched by the request path
   std::condition_variable cv_;
@@ -179,6 +197,8 @@ Server::~Server() = default;
 void Server::add_method(std::string path, MethodHandler handler) {
   impl_->add_method(std::move(path), std::move(handler));
 }
+void Server::set_fallback_handler(MethodHandler handler) { impl_->set_fallback_handler(std::move(handler)); }
+void Server::on_stop_begin(std::function<void()> hook) { impl_->on_stop_begin(std::move(hook)); }
 int Server::add_insecure_port(std::string_view address) { return impl_->add_port(address, nullptr); }
 int Server::add_secure_port(std::string_view address, const TlsCredentials& credentials) {
   return impl_->add_port(address, transport::TlsContext::create(credentials));

@@ -238,7 +238,11 @@ void ServerShard::on_accepted(int fd, const ListenSocket& socket, bool counted) 
 }
 
 void ServerShard::post_shutdown(uint64_t deadline_ms) {
-  shard_.post([this, deadline_ms] { begin_shutdown(deadline_ms); });
+  // Begun at the end of the turn that takes the message, not inside it: what the server's
+  // stop hooks posted ahead of it (a health service waking its Watch streams) resumes its
+  // handlers in that turn first, so their last messages (NOT_SERVING) leave before the
+  // GOAWAY rather than after it.
+  shard_.post([this, deadline_ms] { shard_.defer([this, deadline_ms] { begin_shutdown(deadline_ms); }); });
 }
 
 void ServerShard::begin_shutdown(uint64_t deadline_ms) {

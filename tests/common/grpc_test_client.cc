@@ -172,6 +172,7 @@ CallResult unary_call(const std::shared_ptr<grpc::Channel>& channel, const std::
     wait_tag(cq, ctx, &kUnaryTag, deadline + kWaitSlack, "unary call", pending);
     result.code = status.error_code();
     result.details = status.error_message();
+    result.error_details = status.error_details();
     if (status.ok()) result.responses.push_back(to_string(response));
     result.initial_metadata = copy_metadata(ctx.GetServerInitialMetadata());
     result.trailers = copy_metadata(ctx.GetServerTrailingMetadata());
@@ -253,6 +254,7 @@ CallResult StreamingCall::finish() {
   finished_ = true;
   result_.code = status.error_code();
   result_.details = status.error_message();
+  result_.error_details = status.error_details();
   result_.responses = responses_;
   result_.initial_metadata = copy_metadata(context_.GetServerInitialMetadata());
   result_.trailers = copy_metadata(context_.GetServerTrailingMetadata());

@@ -36,6 +36,7 @@ std::shared_ptr<grpc::Channel> make_mtls_channel(const std::string& target, cons
 struct CallResult {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   std::string details;
+  std::string error_details;  // grpc::Status::error_details(): grpc-status-details-bin, decoded
   std::vector<std::string> responses;
   std::multimap<std::string, std::string> trailers;
   std::multimap<std::string, std::string> initial_metadata;

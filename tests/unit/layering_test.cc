@@ -37,6 +37,8 @@ const std::map<std::string, std::string> kPublicDefinedIn = {
     {"server_context.h", "rpc/server_context.cc"},
     {"server.h", "server/server.cc"},
     {"reflection.h", "services/reflection_service.cc"},  // on top: no layer may include it
+    {"notify.h", "loop/notifier.cc"},
+    {"health.h", "services/health_service.cc"},  // on top, like reflection.h
 };
 
 struct Include {
@@ -272,6 +274,14 @@ TEST(Layering, FlagsALayerIncludingAHeaderDefinedInServices) {
   EXPECT_EQ(v[0].line, 2);
   EXPECT_NE(v[0].rule.find("defined in src/services"), std::string::npos) << v[0].rule;
   EXPECT_TRUE(c.check("src/services/health.cc", "#include \"uringrpc/reflection.h\"\n").empty());
+}
+
+TEST(Layering, FlagsALayerThatIncludesABuiltInServiceHeader) {
+  Checker c({{"health.h", "#pragma once\n"}, {"uringrpc.h", "#include \"uringrpc/health.h\"\n"}});
+  auto v = c.check("src/server/server.cc", "#include \"uringrpc/uringrpc.h\"\n");
+  ASSERT_EQ(v.size(), 1u) << describe(v);
+  EXPECT_NE(v[0].rule.find("defined in src/services"), std::string::npos) << v[0].rule;
+  EXPECT_TRUE(c.check("src/services/health_service.cc", "#include \"uringrpc/health.h\"\n").empty());
 }
 
 TEST(Layering, FlagsAPublicHeaderThatIncludesSrc) {
