@@ -31,7 +31,7 @@ CXXFLAGS ?= -O2 -g -fno-omit-frame-pointer
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread -MMD -MP $(SAN_FLAGS)
 CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen
 LDFLAGS  += -pthread $(SAN_FLAGS)
-LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -ldeflate -lz
+LIBS     := -luring -lnghttp2 -lssl -lcrypto -lprotobuf -ldeflate -lz -lsystemd
 GRPC_LIBS = $(shell pkg-config --libs grpc++ 2>/dev/null)
 TEST_LIBS = -lgtest -lgtest_main $(GRPC_LIBS)
 

@@ -112,8 +112,15 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
     return;
   }
   if (res >= 0) {
-    if (owner_.shutting_down_) {
+    if (owner_.shutting_down_ && owner_.grace_expired_) {
       ::close(res);
+    } else if (owner_.shutting_down_) {
+      // Accepted in the window before our cancel took effect. Dropping it would reset a
+      // client whose connect succeeded (an adopted socket is never shut down, so the
+      // window is real there); it is served like the connections open at stop: GOAWAY,
+      // its new streams refused (gRPC clients retry them elsewhere).
+      owner_.on_accepted(res, socket_, false);
+      owner_.connections_.back()->start_graceful_shutdown();
     } else {
       backoff_ms_ = 0;
       owner_.accept_succeeded();

@@ -36,6 +36,7 @@ const std::map<std::string, std::string> kPublicDefinedIn = {
     {"status.h", "rpc/status.cc"},
     {"server_context.h", "rpc/server_context.cc"},
     {"server.h", "server/server.cc"},
+    {"systemd.h", "server/systemd_sockets.cc"},
 };
 
 struct Include {
