@@ -1,11 +1,10 @@
 // The example server `make run` starts: helloworld.Greeter (proto/helloworld.proto) served
 // from the class protoc-gen-uringrpc generates. Usage: example-server [--port N] [--shards N]
-// It serves until SIGINT or SIGTERM, then stops gracefully (5 s grace) and exits 0.
-#include <signal.h>
-
-#include <cstdio>
+// [--grace-ms MS]. It serves until SIGINT or SIGTERM, then stops gracefully and exits 0.
+// man uringrpc-example-server(8); its systemd units are greeter.service and greeter.socket.
 #include <string>
 
+#include "daemon.h"
 #include "helloworld.uringrpc.pb.h"
 
 using helloworld::HelloReply, helloworld::HelloRequest;
@@ -25,35 +24,12 @@ class Greeter : public helloworld::GreeterService {
 };
 
 int main(int argc, char** argv) {
-  unsigned port = 50051;
-  uringrpc::ServerOptions options;  // shards = 0: one per CPU
-  for (int i = 1; i < argc; i += 2) {
-    std::string flag = argv[i];
-    unsigned* value = flag == "--port" ? &port : flag == "--shards" ? &options.shards : nullptr;
-    char extra;  // "%u%c" matches 1 field only when the whole argument is a number
-    if (!value || i + 1 == argc || std::sscanf(argv[i + 1], "%u%c", value, &extra) != 1 || *value > 65535) {
-      std::fprintf(stderr, "usage: %s [--port N] [--shards N]\n", argv[0]);
-      return 2;
-    }
-  }
-  // Blocked before any server thread exists, so that only sigwaitinfo() below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  for (int s : {SIGINT, SIGTERM}) sigaddset(&stop_signals, s);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  example::DaemonFlags flags;  // --port, --shards, --grace-ms: examples/greeter/daemon.h
+  if (!example::parse_flags(argc, argv, flags)) return 2;
+  const uringrpc::ServerOptions& options = flags.options;  // shards = 0: one per CPU
+  example::block_stop_signals();
   Greeter greeter;  // declared before the server, so that it outlives it
   uringrpc::Server server(options);
   server.add_service(greeter);
-  try {
-    int bound = server.add_insecure_port("localhost:" + std::to_string(port));
-    server.start();
-    std::printf("listening on %d\n", bound);
-    std::fflush(stdout);  // scripts wait for this line
-  } catch (const uringrpc::BindError& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
-  int signal = sigwaitinfo(&stop_signals, nullptr);
-  std::fprintf(stderr, "signal %d: stopping, in-flight calls get up to 5 s\n", signal);
-  server.stop(std::chrono::seconds(5));
+  return example::serve(server, flags);  // socket activation, SIGTERM: daemon.cc
 }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "loop/listen_address.h"
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
 #include "loop/timer_wheel.h"
@@ -209,11 +210,21 @@ class ServerImpl {
   // STATUS= for systemd: "serving on 127.0.0.1:50051 (h2c), [::1]:50051 (h2c); 4 shards".
   std::string status_line() const {
     std::string s = "serving on ";
-    for (size_t i = 0; i < listeners_.size(); ++i) {
-      const auto& l = listeners_[i];
-      s += (i ? ", " : "") + l.set.address + (l.tls ? " (TLS)" : " (h2c)");
+    std::set<std::string> seen;  // SO_REUSEPORT copies share their address
+    for (const auto& l : listeners_) {
+      for (int fd : l.set.fds) {
+        // The bound address (port 0 resolved); an adopted socket's text says where it came from.
+        std::string where = l.set.address;
+        loop::Endpoint ep;
+        ep.len = sizeof ep.addr;
+        if (!l.set.adopted && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ep.addr), &ep.len) == 0) {
+          where = ep.to_string();
+        }
+        if (!seen.insert(where).second) continue;
+        s += (seen.size() > 1 ? ", " : "") + where + (l.tls ? " (TLS)" : " (h2c)");
+      }
     }
-    if (listeners_.empty()) s += "no port";
+    if (seen.empty()) s += "no port";
     return s + "; " + std::to_string(options_.shards) + (options_.shards == 1 ? " shard" : " shards");
   }
 
