@@ -327,6 +327,40 @@ def blocked_shard_stops_the_watchdog():
         notify.close()
 
 
+def nothing_changes_outside_systemd():
+    """Without NOTIFY_SOCKET, WATCHDOG_USEC, LISTEN_FDS or JOURNAL_STREAM the server starts no
+    notifier thread, logs nothing about systemd, prefixes no priority, and serves its port."""
+    server = Server([TEST_SERVER, "--shards", "2", "--port", "0"], env={"URINGRPC_LOG": "debug"})
+    try:
+        line = server.wait_line("listening on ")
+        if not line or not server.wait_line("ready"):
+            return [f"server did not start: {server.stderr_lines()}"]
+        problems = []
+        if call(port_of(line), "/systemd.Test/Echo", b"hi") != b"hi":
+            problems.append("Echo did not answer")
+        task_dir = f"/proc/{server.proc.pid}/task"
+        threads = []
+        for tid in os.listdir(task_dir):
+            try:
+                with open(os.path.join(task_dir, tid, "comm")) as f:
+                    threads.append(f.read().strip())
+            except OSError:
+                pass
+        if "uringrpc/sd" in threads:
+            problems.append(f"a notifier thread runs outside systemd: {threads}")
+        if "uringrpc/0" not in threads:
+            problems.append(f"shard threads not found by name: {threads}")
+        rc = server.terminate()
+        if rc != 0:
+            problems.append(f"exit status {rc}")
+        lines = server.stderr_lines()
+        if any("systemd" in l for l in lines) or any(l.startswith("<") for l in lines):
+            problems.append(f"systemd lines or priority prefixes outside systemd: {lines}")
+        return problems
+    finally:
+        server.terminate()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -529,6 +563,7 @@ CASES = [
     ("greeter.service and greeter.socket verify; exposure at most 2.0; io_uring allowed", units_verify_and_are_sandboxed),
     ("sd_notify READY, STATUS, WATCHDOG, STOPPING, EXTEND_TIMEOUT_USEC", notify_life_cycle),
     ("a blocked shard stops the watchdog pings; journal priorities", blocked_shard_stops_the_watchdog),
+    ("outside systemd: no notifier thread, no systemd log lines, no prefixes", nothing_changes_outside_systemd),
     ("systemd-socket-activate: real client answered through the passed socket", socket_activation_serves_the_real_client),
     ("a passed datagram socket is refused with an error naming it", passed_datagram_socket_is_refused_by_name),
     ("restart through one passed socket under load loses no call", restart_through_a_passed_socket_loses_no_call),
