@@ -499,68 +499,7 @@ def restart_through_a_passed_socket_loses_no_call():
         listener.close()
 
 
-def units_verify_and_are_sandboxed():
-    """examples/greeter/greeter.{service,socket}: `systemd-analyze verify` passes (the units
-    are copied with ExecStart= pointing at the built binary, which verify wants to exist),
-    `systemd-analyze security --offline=true` rates the service's exposure at most 2.0,
-    and its SystemCallFilter= keeps io_uring_setup, io_uring_enter and io_uring_register."""
-    if not shutil.which("systemd-analyze"):
-        raise Skip()
-    problems = []
-    units = os.path.join(ROOT, "examples", "greeter")
-    installed = "/usr/local/bin/uringrpc-example-server"
-    with tempfile.TemporaryDirectory(prefix="uringrpc-units-") as d:
-        for name in ("greeter.service", "greeter.socket"):
-            with open(os.path.join(units, name)) as f:
-                text = f.read()
-            if name == "greeter.service" and f"ExecStart={installed} " not in text:
-                problems.append(f"greeter.service does not start {installed}")
-            with open(os.path.join(d, name), "w") as f:
-                f.write(text.replace(installed, EXAMPLE_SERVER))
-        v = subprocess.run(["systemd-analyze", "verify", "--man=no", "greeter.socket", "greeter.service"], cwd=d,
-                           capture_output=True, text=True, timeout=60)
-        if v.returncode != 0 or v.stdout.strip() or v.stderr.strip():
-            problems.append(f"systemd-analyze verify: exit {v.returncode}: {v.stdout.strip()} {v.stderr.strip()}")
-        sec = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20", "greeter.service"],
-                             cwd=d, capture_output=True, text=True, timeout=60)
-        last = [l for l in sec.stdout.splitlines() if "Overall exposure level" in l]
-        try:
-            exposure = float(last[0].split(":")[1].split()[0])
-        except (IndexError, ValueError):
-            return problems + [f"no exposure level in: {sec.stdout[-300:]} {sec.stderr[-300:]}"]
-        print(f"  greeter.service exposure {exposure}")
-        if sec.returncode != 0 or exposure > 2.0:
-            problems.append(f"exposure {exposure} (exit {sec.returncode}), want at most 2.0")
-    # The filter as systemd expands it: every allow-list entry, minus the deny-lists.
-    with open(os.path.join(units, "greeter.service")) as f:
-        filters = [l.split("=", 1)[1].split() for l in f if l.startswith("SystemCallFilter=")]
-
-    def expand(group):
-        out = subprocess.run(["systemd-analyze", "syscall-filter", group], capture_output=True, text=True,
-                             timeout=60).stdout.split()
-        calls = set()
-        for word in out:
-            if word.startswith("@") and word != group:
-                calls |= expand(word)
-            elif word.isidentifier():
-                calls.add(word)
-        return calls
-
-    allowed, denied = set(), set()
-    for entries in filters:
-        deny = entries[0].startswith("~")
-        for e in entries:
-            e = e.lstrip("~")
-            calls = expand(e) if e.startswith("@") else {e}
-            (denied if deny else allowed).update(calls)
-    for call_name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
-        if call_name not in allowed or call_name in denied:
-            problems.append(f"SystemCallFilter= does not keep {call_name}")
-    return problems
-
-
 CASES = [
-    ("greeter.service and greeter.socket verify; exposure at most 2.0; io_uring allowed", units_verify_and_are_sandboxed),
     ("sd_notify READY, STATUS, WATCHDOG, STOPPING, EXTEND_TIMEOUT_USEC", notify_life_cycle),
     ("a blocked shard stops the watchdog pings; journal priorities", blocked_shard_stops_the_watchdog),
     ("outside systemd: no notifier thread, no systemd log lines, no prefixes", nothing_changes_outside_systemd),
