@@ -120,7 +120,7 @@ $(BUILD)/bin/seed-server: $(BUILD)/obj/tests/seed/seed_server_main.o $(SEED_LIB_
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(BUILD)/bin/example-server: $(BUILD)/obj/examples/greeter/greeter_server.o \
+$(BUILD)/bin/example-server: $(BUILD)/obj/examples/greeter/greeter_server.o $(BUILD)/obj/examples/greeter/daemon.o \
   $(BUILD)/obj/gen/helloworld.pb.o $(BUILD)/obj/gen/helloworld.uringrpc.pb.o $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
@@ -308,6 +308,16 @@ soak: $(BUILD)/bin/abuse-server
 
 test: $(TEST_BINS) $(PROGRAMS)
 	@BUILD=$(BUILD) bash tests/run_all.sh
+
+# ---- systemd (tests/systemd, tests/e2e/systemd_test.py)
+# systemd-test-server: a server whose shard can be blocked on purpose, for the watchdog
+# and sd_notify tests; the socket-activation and restart tests run example-server.
+SYSTEMD_TEST_SERVER := $(BUILD)/bin/systemd-test-server
+all test: $(SYSTEMD_TEST_SERVER)
+$(SYSTEMD_TEST_SERVER): $(BUILD)/obj/tests/systemd/systemd_test_server.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+# ---- end systemd
 
 # ---- ThreadSanitizer (TSAN=1: objects in build-tsan/)
 # `make tsan`: the tests where threads meet, under TSan: every seed test (default options:

@@ -140,6 +140,22 @@ struct LoopOptions {
   unsigned completion_batch_size = 32;
 };
 
+// systemd integration (man uringrpc(7), SYSTEMD). Each part acts only when systemd asked
+// for it through the environment, so outside systemd nothing changes.
+struct SystemdOptions {
+  // With NOTIFY_SOCKET set: READY=1 and STATUS= (ports, shards) once start() has every
+  // port listening, STOPPING=1 when a stop begins and EXTEND_TIMEOUT_USEC= while its grace
+  // runs (sd_notify(3)).
+  bool notify = true;
+  // With WATCHDOG_USEC set for this process: WATCHDOG=1 every WATCHDOG_USEC/2, but only
+  // while every shard's loop turns; a shard stuck in a handler stops the pings, and systemd
+  // restarts the service (WatchdogSec=). Stops when a stop begins.
+  bool watchdog = true;
+  // With LISTEN_FDS set for this process (socket activation): a server start()ed with no
+  // port serves every passed socket, insecure, as add_listen_fds_from_systemd() would.
+  bool adopt_listen_fds = true;
+};
+
 // Every option of a server, declared once with its default (DESIGN.md, "Layout"). Each
 // layer below takes what it needs through one function of src/server/layer_options.cc,
 // and Server checks the whole set once, when it is constructed (std::invalid_argument
@@ -156,6 +172,7 @@ struct ServerOptions {
   Http2Options http2{};
   CallOptions calls{};
   LoopOptions loop{};
+  SystemdOptions systemd{};
 };
 
 class Server {
@@ -203,6 +220,22 @@ class Server {
   // Throws BindError naming the address and the reason, UsageError after start().
   int add_insecure_port(std::string_view address);
   int add_secure_port(std::string_view address, const TlsCredentials& credentials);
+
+  // Serves a listening socket made elsewhere (by systemd, by a parent process): every shard
+  // accepts on a duplicate of fd (SO_REUSEPORT siblings would be sockets of this process,
+  // whose queued connections die with it); the caller keeps fd. stop() leaves the socket
+  // listening, so connections queue for whoever holds it next. Returns its port (0 for
+  // unix). Throws std::invalid_argument naming fd and what is wrong when it is not an
+  // open, listening stream socket of AF_INET, AF_INET6 or AF_UNIX, or was added already;
+  // UsageError after start().
+  int add_listen_fd(int fd);
+  int add_listen_fd(int fd, const TlsCredentials& credentials);
+  // Adds the sockets systemd passed (LISTEN_FDS) whose name (FileDescriptorName=, by
+  // default the .socket unit's name) is `name`; an empty name takes every passed socket.
+  // Returns how many were added. Throws std::invalid_argument when none matches (naming
+  // the names that were passed) or a passed socket fails add_listen_fd's checks.
+  size_t add_listen_fds_from_systemd(std::string_view name = {});
+  size_t add_listen_fds_from_systemd(std::string_view name, const TlsCredentials& credentials);
 
   // Starts the shard threads; they accept and serve. Throws UsageError if called twice.
   void start();

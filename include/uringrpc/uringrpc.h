@@ -15,6 +15,7 @@
 #include "uringrpc/server.h"
 #include "uringrpc/server_context.h"
 #include "uringrpc/status.h"
+#include "uringrpc/systemd.h"
 #include "uringrpc/stream.h"
 #include "uringrpc/task.h"
 #include "uringrpc/tls.h"

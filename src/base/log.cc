@@ -1,4 +1,5 @@
 // Stderr logger: formats a whole line first so lines from shard threads never interleave.
+// When stderr is the journal, each line starts with its syslog priority ("<4>" for warn).
 #include "base/log.h"
 
 #include <pthread.h>
@@ -9,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+
+#include "base/journal.h"
 
 namespace uringrpc::base {
 namespace {
@@ -24,6 +27,8 @@ LogLevel level_from_env() {
 
 const LogLevel kThreshold = level_from_env();
 const char* const kNames[] = {"debug", "info", "warn", "error"};
+// syslog priorities (sd-daemon.h's SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR) by level.
+const char* const kJournalPrefixes[] = {"<7>", "<6>", "<4>", "<3>"};
 
 }  // namespace
 
@@ -33,7 +38,9 @@ void log(LogLevel level, const char* fmt, ...) {
   char line[1024];
   char thread[16] = "?";
   pthread_getname_np(pthread_self(), thread, sizeof thread);
-  int n = std::snprintf(line, sizeof line, "uringrpc %s [%s] ", kNames[static_cast<int>(level)], thread);
+  const int l = static_cast<int>(level);
+  int n = std::snprintf(line, sizeof line, "%suringrpc %s [%s] ", stderr_is_journal() ? kJournalPrefixes[l] : "",
+                        kNames[l], thread);
   va_list ap;
   va_start(ap, fmt);
   int m = std::vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

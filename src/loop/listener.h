@@ -26,6 +26,11 @@ struct ListenerSet {
   std::string unix_path;
   dev_t unix_dev = 0;
   ino_t unix_ino = 0;
+  // Adopted (adopt_listener): a duplicate of a socket someone else holds. Never shut down
+  // at stop, which would stop it listening for its holder too (systemd, the next process).
+  bool adopted = false;
+  // Adopted only: the socket's inode, to refuse the same socket adopted twice.
+  ino_t socket_ino = 0;
 
   // Closes every fd (and removes our unix socket file); leaves the set empty. Idempotent.
   void close_all();
@@ -44,5 +49,14 @@ struct ListenerSet {
 // ("cannot bind <address>: <reason>") when binding fails. No fd survives a throw.
 ListenerSet bind_listeners(std::string_view address, unsigned shards, bool reuseport,
                            bool share_port);
+
+// Adopts a listening socket made elsewhere (systemd's socket activation, a parent
+// process): checks that fd is an open stream socket of AF_INET, AF_INET6 or AF_UNIX that
+// listens, and returns a set owning a duplicate of it (close-on-exec) that every shard
+// accepts on: SO_REUSEPORT siblings would be this process's own sockets, and the
+// connections queued on them would be lost when it exits. `what` names the socket in
+// errors ("add_listen_fd(5)", "systemd socket 'grpc' (fd 3)"): std::invalid_argument
+// "<what>: <what is wrong>". The caller's fd is left open and unchanged.
+ListenerSet adopt_listener(int fd, unsigned shards, const std::string& what);
 
 }  // namespace uringrpc::loop

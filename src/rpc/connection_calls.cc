@@ -193,13 +193,13 @@ void ConnectionCalls::arm_idle_timer() {
 
 void ConnectionCalls::idle_expired(void* self) {
   auto* c = static_cast<ConnectionCalls*>(self);
-  if (!c->calls_ && !c->closed_) c->start_graceful_shutdown(false);
+  if (!c->calls_ && !c->closed_) c->start_graceful_shutdown();
 }
 
 void ConnectionCalls::age_expired(void* self) {
   auto* c = static_cast<ConnectionCalls*>(self);
   if (c->closed_) return;
-  c->start_graceful_shutdown(false);
+  c->start_graceful_shutdown();
   if (c->config_.max_connection_age_grace_ms > 0) {
     c->age_timer_.set_callback(&ConnectionCalls::age_grace_expired, c);
     c->shard_.timers().arm(c->age_timer_, c->shard_.now_ms() + c->config_.max_connection_age_grace_ms);
@@ -214,9 +214,8 @@ void ConnectionCalls::age_grace_expired(void* self) {
   c->close_when_flushed();
 }
 
-void ConnectionCalls::start_graceful_shutdown(bool refuse_new_calls) {
+void ConnectionCalls::start_graceful_shutdown() {
   shutting_down_ = true;
-  refusing_ = refusing_ || refuse_new_calls;
   idle_timer_.cancel();
   session_.start_graceful_shutdown();
 }

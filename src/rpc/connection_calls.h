@@ -19,10 +19,13 @@ class ConnectionCalls final : public http2::StreamListener {
 
   // Called once the connection and every call on it are gone (the object is being freed).
   void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
-  // Send the double GOAWAY; calls in flight go on. refuse_new_calls: streams that arrive
-  // before the client sees the GOAWAY are refused with REFUSED_STREAM rather than served
-  // (Server::stop and idle/age retirement both serve them: see server_shard.cc).
-  void start_graceful_shutdown(bool refuse_new_calls = true);
+  // Send the double GOAWAY; calls in flight go on. Streams the client opened before it
+  // saw the notice (they arrive before its PING ack, i.e. before the final GOAWAY) are
+  // served like the others: refusing them would fail calls of clients that cannot retry
+  // a REFUSED_STREAM, such as those of a service restarting through a socket systemd
+  // holds. Streams after the final GOAWAY are ignored by nghttp2 (the client retries
+  // them elsewhere); the server's grace, the age grace or cancel_all bound what is served.
+  void start_graceful_shutdown();
   // Ends every call now with this status (trailers to the client) and cancels handlers.
   void cancel_all(const Status& status);
   bool idle() const { return calls_ == nullptr; }

@@ -11,13 +11,16 @@
 #include <set>
 #include <stdexcept>
 
+#include "loop/listen_address.h"
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
 #include "loop/timer_wheel.h"
 #include "rpc/method_table.h"
 #include "server/layer_options.h"
 #include "server/server_shard.h"
+#include "server/systemd_notifier.h"
 #include "uringrpc/errors.h"
+#include "uringrpc/systemd.h"
 
 namespace uringrpc {
 namespace server {
@@ -89,10 +92,44 @@ class ServerImpl {
     return port;
   }
 
+  int add_listen_fd(int fd, std::shared_ptr<transport::TlsContext> tls, const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) throw UsageError("add_listen_fd after start()");
+    return adopt_locked(fd, std::move(tls), what);
+  }
+
+  size_t add_listen_fds_from_systemd(std::string_view name, std::shared_ptr<transport::TlsContext> tls) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) throw UsageError("add_listen_fds_from_systemd after start()");
+    auto passed = systemd::passed_sockets();
+    std::string names;
+    size_t added = 0;
+    for (const auto& p : passed) {
+      names += (names.empty() ? "'" : ", '") + p.name + "'";
+      if (!name.empty() && p.name != name) continue;
+      adopt_locked(p.fd, tls, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
+      ++added;
+    }
+    if (added == 0) {
+      throw std::invalid_argument(
+          passed.empty() ? "add_listen_fds_from_systemd: systemd passed no socket to this process (LISTEN_FDS "
+                           "unset, or LISTEN_PID names another process)"
+                         : "add_listen_fds_from_systemd: no passed socket is named '" + std::string(name) +
+                               "' (passed: " + names + ")");
+    }
+    return added;
+  }
+
   void start() {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("start() called twice");
     if (stopping_) throw UsageError("start() after stop()");
+    // Socket activation: a server given no port serves what systemd passed.
+    if (listeners_.empty() && options_.systemd.adopt_listen_fds) {
+      for (const auto& p : systemd::passed_sockets()) {
+        adopt_locked(p.fd, nullptr, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
+      }
+    }
     started_ = true;
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
     ShardSetup setup = ShardSetup::from(options_);
@@ -108,6 +145,11 @@ class ServerImpl {
       shards_.push_back(std::make_unique<ServerShard>(setup, std::move(sockets)));
     }
     for (auto& s : shards_) s->start();
+    notifier_ = std::make_unique<SystemdNotifier>(
+        options_.systemd, options_.shards, [this](unsigned shard, std::atomic<uint64_t>* runs) {
+          shards_[shard]->shard().post([runs] { runs->fetch_add(1, std::memory_order_relaxed); });
+        });
+    if (notifier_->active()) notifier_->ready(status_line());
   }
 
   void stop(int64_t grace_ms) {
@@ -120,9 +162,13 @@ class ServerImpl {
       for (auto& hook : stop_hooks_) hook();
       // Refuse new connections now: a listening socket shut down leaves LISTEN at once,
       // while its descriptor stays valid until the shards have cancelled their accepts.
+      // An adopted socket is not shut down: it is shared with its holder (systemd, the next
+      // generation of this service), for whom connections keep queueing.
       for (auto& l : listeners_) {
+        if (l.set.adopted) continue;
         for (int fd : l.set.fds) ::shutdown(fd, SHUT_RDWR);
       }
+      if (notifier_) notifier_->stopping(deadline, static_cast<uint64_t>(std::max<int64_t>(grace_ms, 0)));
     }
     if (!started_) {
       joined_ = true;
@@ -152,6 +198,7 @@ class ServerImpl {
         for (auto& s : shards_) s->join();
         lock.lock();
         for (auto& l : listeners_) l.set.close_all();
+        if (notifier_) notifier_->stopped();
         joined_ = true;
         cv_.notify_all();
       } else {
@@ -164,6 +211,40 @@ class ServerImpl {
   const ServerOptions& options() const { return options_; }
 
  private:
+  int adopt_locked(int fd, std::shared_ptr<transport::TlsContext> tls, const std::string& what) {
+    loop::ListenerSet set = loop::adopt_listener(fd, options_.shards, what);
+    for (const auto& l : listeners_) {
+      if (l.set.adopted && l.set.socket_ino == set.socket_ino) {
+        set.close_all();
+        throw std::invalid_argument(what + ": this socket was added to this server already");
+      }
+    }
+    int port = set.port;
+    listeners_.push_back({std::move(set), std::move(tls)});
+    return port;
+  }
+
+  // STATUS= for systemd: "serving on 127.0.0.1:50051 (h2c), [::1]:50051 (h2c); 4 shards".
+  std::string status_line() const {
+    std::string s = "serving on ";
+    std::set<std::string> seen;  // SO_REUSEPORT copies share their address
+    for (const auto& l : listeners_) {
+      for (int fd : l.set.fds) {
+        // The bound address (port 0 resolved); an adopted socket's text says where it came from.
+        std::string where = l.set.address;
+        loop::Endpoint ep;
+        ep.len = sizeof ep.addr;
+        if (!l.set.adopted && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ep.addr), &ep.len) == 0) {
+          where = ep.to_string();
+        }
+        if (!seen.insert(where).second) continue;
+        s += (seen.size() > 1 ? ", " : "") + where + (l.tls ? " (TLS)" : " (h2c)");
+      }
+    }
+    if (seen.empty()) s += "no port";
+    return s + "; " + std::to_string(options_.shards) + (options_.shards == 1 ? " shard" : " shards");
+  }
+
   struct Listener {
     loop::ListenerSet set;
     std::shared_ptr<transport::TlsContext> tls;
@@ -178,6 +259,9 @@ class ServerImpl {
   std::vector<Listener> listeners_;
   std::set<int> bound_ports_;
   std::unique_ptr<loop::OffloadPool> offload_;
+  // Before shards_, so destroyed after them: a shard's inbox may still hold a probe that
+  // points at the notifier's counters.
+  std::unique_ptr<SystemdNotifier> notifier_;
   std::vector<std::unique_ptr<ServerShard>> shards_;
   std::vector<std::function<void()>> stop_hooks_;
 
@@ -202,6 +286,16 @@ void Server::on_stop_begin(std::function<void()> hook) { impl_->on_stop_begin(st
 int Server::add_insecure_port(std::string_view address) { return impl_->add_port(address, nullptr); }
 int Server::add_secure_port(std::string_view address, const TlsCredentials& credentials) {
   return impl_->add_port(address, transport::TlsContext::create(credentials));
+}
+int Server::add_listen_fd(int fd) { return impl_->add_listen_fd(fd, nullptr, "add_listen_fd(" + std::to_string(fd) + ")"); }
+int Server::add_listen_fd(int fd, const TlsCredentials& credentials) {
+  return impl_->add_listen_fd(fd, transport::TlsContext::create(credentials), "add_listen_fd(" + std::to_string(fd) + ")");
+}
+size_t Server::add_listen_fds_from_systemd(std::string_view name) {
+  return impl_->add_listen_fds_from_systemd(name, nullptr);
+}
+size_t Server::add_listen_fds_from_systemd(std::string_view name, const TlsCredentials& credentials) {
+  return impl_->add_listen_fds_from_systemd(name, transport::TlsContext::create(credentials));
 }
 void Server::start() { impl_->start(); }
 void Server::stop(std::chrono::milliseconds grace) { impl_->stop(grace.count()); }

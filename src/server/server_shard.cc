@@ -112,8 +112,15 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
     return;
   }
   if (res >= 0) {
-    if (owner_.shutting_down_) {
+    if (owner_.shutting_down_ && owner_.grace_expired_) {
       ::close(res);
+    } else if (owner_.shutting_down_) {
+      // Accepted in the window before our cancel took effect. Dropping it would reset a
+      // client whose connect succeeded (an adopted socket is never shut down, so the
+      // window is real there); it is served like the connections open at stop: GOAWAY,
+      // its new streams refused (gRPC clients retry them elsewhere).
+      owner_.on_accepted(res, socket_, false);
+      owner_.connections_.back()->start_graceful_shutdown();
     } else {
       backoff_ms_ = 0;
       owner_.accept_succeeded();
@@ -255,7 +262,7 @@ void ServerShard::begin_shutdown(uint64_t deadline_ms) {
     // on a pooled connection cannot always retry a refused POST (nginx answers 502,
     // HAProxy 2.6 passes the RST_STREAM on; tests/fleet/rolling_restart_test.py). They
     // get the same grace as the calls in flight; the final GOAWAY closes the window.
-    for (auto* c : connections_) c->start_graceful_shutdown(/*refuse_new_calls=*/false);
+    for (auto* c : connections_) c->start_graceful_shutdown();
   }
   if (!grace_expired_ && (!grace_timer_.armed() || deadline_ms < grace_timer_.deadline_ms())) {
     shard_.timers().arm(grace_timer_, deadline_ms);

@@ -39,6 +39,7 @@ const std::map<std::string, std::string> kPublicDefinedIn = {
     {"reflection.h", "services/reflection_service.cc"},  // on top: no layer may include it
     {"notify.h", "loop/notifier.cc"},
     {"health.h", "services/health_service.cc"},  // on top, like reflection.h
+    {"systemd.h", "server/systemd_sockets.cc"},
 };
 
 struct Include {
