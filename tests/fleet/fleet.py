@@ -88,7 +88,7 @@ class Instance:
         self.generation += 1
         log = open(os.path.join(self.tmp, "%s.log" % self.served_by), "wb")
         args = [os.path.join(build_dir(), "bin", "interop-server"), "--port", str(self.port), "--shards", "1",
-                "--grace-ms", str(self.grace_ms), "--server_id", self.served_by] + self.extra
+                "--grace-ms", str(self.grace_ms), "--server_id", self.served_by, "--health"] + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
         log.close()
         line = self.proc.stdout.readline().decode()  # "listening on PORT", or EOF if it failed
@@ -106,15 +106,21 @@ class Instance:
         last-stream-id 2^31-1 and a PING, then the final GOAWAY once the PING is acked) and
         lets calls in flight run for up to grace_ms.
 
-        HEALTH CHECK PLUGS IN HERE: with uringrpc::HealthService (grpc.health.v1), the
-        instance reports NOT_SERVING as its graceful stop begins, before the GOAWAYs; a
-        proxy that polls it (Envoy, Kubernetes readiness, an HAProxy agent) then stops
-        sending it calls before its listener closes. Once interop-server serves Health,
-        check here that Health/Check answers NOT_SERVING during the drain.
+        Health comes first: the instance serves grpc.health.v1 (--health), and its stop
+        turns every service NOT_SERVING before the listener closes and before any GOAWAY,
+        so a proxy that polls it (Envoy, Kubernetes readiness, an HAProxy agent) stops
+        sending it calls first. A Watch opened on the instance itself (not through the
+        proxy) before the SIGTERM must see SERVING, then NOT_SERVING, then end; the
+        statuses it saw are in self.health_seen (AssertionError otherwise).
         """
+        watch = HealthWatch(self.address())
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=timeout or (self.grace_ms / 1000.0 + 5))
+        self.health_seen = watch.finish()
+        if self.health_seen[:2] != ["SERVING", "NOT_SERVING"]:
+            raise AssertionError("%s: health Watch during the drain saw %r, not SERVING then NOT_SERVING" %
+                                 (self.served_by, self.health_seen))
         self.exit_codes.append(code)
         self.proc.stdout.close()
         self.proc = None
@@ -130,6 +136,39 @@ class Instance:
 
     def address(self):
         return "127.0.0.1:%d" % self.port
+
+
+class HealthWatch:
+    """grpc.health.v1.Health/Watch of the whole server ("") on one instance, read on a
+    thread; raw bytes on the wire (the request is empty; a response is field 1, status)."""
+
+    NAMES = {1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+    def __init__(self, address):
+        self.channel = grpc.insecure_channel(address)
+        self.seen = []
+        first = threading.Event()
+        watch = self.channel.unary_stream("/grpc.health.v1.Health/Watch")
+
+        def read():
+            try:
+                for reply in watch(b"", timeout=30):
+                    status = reply[1] if len(reply) == 2 and reply[0] == 0x08 else None
+                    self.seen.append(self.NAMES.get(status, repr(reply)))
+                    first.set()
+            except grpc.RpcError as e:
+                self.seen.append("end: %s" % e.code().name)
+            first.set()
+
+        self.thread = threading.Thread(target=read, daemon=True)
+        self.thread.start()
+        if not first.wait(5):
+            raise AssertionError("health Watch on %s sent nothing in 5 s" % address)
+
+    def finish(self):
+        self.thread.join(timeout=10)
+        self.channel.close()
+        return self.seen
 
 
 def envsubst(text, **values):

@@ -61,8 +61,9 @@ def rolling_restart(report, f, proxy):
                   (proxy.name, len(streams), sum(w == old for w, _ in streams), old, whole), flush=True)
             inst.start()
             calls = fleet.wait_served_by(probe, inst.served_by, timeout=10)
-            print("  %s: drained %s in %.2f s (exit %d), %s answers after %d probe calls; %s" %
-                  (proxy.name, old, took, code, inst.served_by, calls, load.summary()), flush=True)
+            print("  %s: drained %s in %.2f s (exit %d; its health Watch saw %s), %s answers after %d probe calls; %s" %
+                  (proxy.name, old, took, code, " -> ".join(inst.health_seen), inst.served_by, calls,
+                   load.summary()), flush=True)
             if code != 0:
                 ok = False
         time.sleep(SETTLE_SECONDS)

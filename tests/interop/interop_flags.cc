@@ -40,6 +40,10 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
       value = arg.substr(eq + 1);
       has_value = true;
     }
+    if (name == "--health" && !has_value) {
+      flags.health = true;
+      continue;
+    }
     if (name == "--use_tls") {
       // "--use_tls" alone means true; "--use_tls true" takes the next word only if it is a boolean.
       if (!has_value && i + 1 < argc && parse_bool(argv[i + 1])) value = argv[++i], has_value = true;

@@ -1,6 +1,6 @@
 // The interop server's command line, spelled as every gRPC interop server spells it
 // (--port, --use_tls, --tls_cert_file, --tls_key_file) plus ours (--grace-ms, --shards, and
-// for fleet tests behind load balancers --server_id and --max_connection_age_ms).
+// for fleet tests behind load balancers --server_id, --health and --max_connection_age_ms).
 // Parsed by interop_server.cc's main().
 #pragma once
 
@@ -18,6 +18,7 @@ struct InteropFlags {
   std::chrono::milliseconds grace{5000};  // how long in-flight calls get on SIGINT/SIGTERM
   unsigned shards = 0;                    // 0: one per CPU (ServerOptions' default)
   std::string server_id;                  // non-empty: sent as x-served-by on every response
+  bool health = false;                    // serve grpc.health.v1 (NOT_SERVING once a stop begins)
   std::chrono::milliseconds max_connection_age{0};        // ServerOptions::connection.max_age
   std::chrono::milliseconds max_connection_age_grace{0};  // ... .max_age_grace
 };
@@ -28,7 +29,7 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
 
 inline constexpr const char* kInteropUsage =
     "usage: interop-server [--port N] [--use_tls true|false] [--tls_cert_file PATH --tls_key_file PATH]\n"
-    "                      [--grace-ms N] [--shards N] [--server_id NAME]\n"
+    "                      [--grace-ms N] [--shards N] [--server_id NAME] [--health]\n"
     "                      [--max_connection_age_ms N] [--max_connection_age_grace_ms N]";
 
 }  // namespace uringrpc::interop

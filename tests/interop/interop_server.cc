@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   uringrpc::interop::InteropTestService test_service(flags->server_id);  // all three outlive the server
   grpc::testing::UnimplementedServiceService unimplemented_service;  // nothing overridden
   uringrpc::ReflectionService reflection;  // grpc.reflection.v1 and v1alpha, for grpc-call
+  uringrpc::HealthService health;          // grpc.health.v1, with --health (fleet tests)
   std::string pki_dir;  // the generated test certificate's files, removed on exit
   int status = 0;
   {
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     server.add_service(test_service);
     server.add_service(unimplemented_service);
     server.add_service(reflection);
+    if (flags->health) server.add_service(health);
     try {
       std::optional<uringrpc::TlsCredentials> tls;
       if (flags->use_tls && !flags->tls_cert_file.empty()) {
