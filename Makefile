@@ -151,6 +151,14 @@ GRPC_GEN_HDRS  := $(GRPC_GEN_SRCS:%.cc=%.h)
 GRPC_GEN_OBJS  := $(GRPC_GEN_SRCS:$(GRPC_GEN)/%.cc=$(BUILD)/obj/gen-grpc-proto/%.o)
 CODEGEN_TEST_OBJS := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/codegen/*.cc))
 
+# On a fresh machine Debian's grpc-proto arrives with .ci/install-deps during this very run;
+# without a rule for its .proto files, make rejects the pattern rules below before the
+# package is there ("No rule to make target .../reflection.pb.h").
+$(GRPC_PROTO_DIR)/%.proto: | $(DEPS_STAMP)
+	@test -f $@ || { echo "$@ is missing: is Debian's grpc-proto installed?" >&2; exit 1; }
+# ...and never to delete them afterwards as intermediate files.
+.PRECIOUS: $(GRPC_PROTO_DIR)/%.proto
+
 $(GRPC_GEN)/%.pb.cc $(GRPC_GEN)/%.pb.h: $(GRPC_PROTO_DIR)/%.proto | $(DEPS_STAMP)
 	@mkdir -p $(GRPC_GEN)
 	protoc -I$(GRPC_PROTO_DIR) --cpp_out=$(GRPC_GEN) $*.proto
