@@ -26,8 +26,10 @@ for bin in "$build"/tests/*-tests; do
   xml="$build/test-results/$name.xml"
   rm -f "$xml"
   echo "== $name"
+  start=$SECONDS
   BUILD="$build" timeout 900 "$bin" --gtest_output="xml:$xml"
   rc=$?
+  echo "-- $name took $((SECONDS - start)) s"
   if [ -f "$xml" ] && counts=$(/usr/bin/python3 "$here/common/gtest_counts.py" "$xml"); then
     # shellcheck disable=SC2086  # three numbers
     add "$name" "$rc" $counts
@@ -41,8 +43,10 @@ for t in tests/*/*_test.py; do
   [ -f "$t" ] || continue
   out="$build/test-results/$(basename "$t" .py).out"
   echo "== $t"
+  start=$SECONDS
   BUILD="$build" PYTHONUNBUFFERED=1 timeout 600 /usr/bin/python3 "$t" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
+  echo "-- $t took $((SECONDS - start)) s"
   line=$(grep -E '^RESULT passed=[0-9]+ failed=[0-9]+ skipped=[0-9]+$' "$out" | tail -n 1)
   if [ -n "$line" ]; then
     set -- $(echo "$line" | grep -o '[0-9]\+')
