@@ -229,8 +229,9 @@ void ServerShard::accept_succeeded() {
                (unsigned long long)accept_failures_);
 }
 
-void ServerShard::on_accepted(int fd, const ListenSocket& socket, bool counted) {
-  auto* conn = transport::Connection::create(shard_, fd, socket.tls, setup_.tls_handshake_timeout_ms);
+void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
+  // The port's newest TLS context (a reload may have replaced it): see TlsContextSlot.
+  auto* conn = transport::Connection::create(shard_, fd, socket.tls.current(), setup_.tls_handshake_timeout_ms);
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   connections_.push_back(calls);
