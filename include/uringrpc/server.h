@@ -45,6 +45,11 @@ struct ListenOptions {
   // Connections open at once across the server; at the cap accepting pauses (existing
   // connections keep working). 0: no cap.
   size_t max_connections = 0;
+  // With so_reuseport and loop.pin_shards_to_cpus (and not share_port): the kernel hands a
+  // new connection to the shard pinned to the CPU that received it (a reuseport BPF
+  // program), so its packets, its handlers and its memory stay on one CPU. Connections
+  // received on a CPU no shard runs on go to shard (CPU mod shards).
+  bool steer_to_receiving_cpu = false;
 };
 
 // A connection's life: its handshake, and when it is asked to go away.
@@ -143,6 +148,9 @@ struct LoopOptions {
   // 6.12+ (IORING_FEAT_MIN_TIMEOUT); ignored on older kernels.
   std::chrono::microseconds completion_batch_wait{20};
   unsigned completion_batch_size = 32;
+  // Pins shard i's thread to the i-th CPU (wrapping around) of the process's affinity mask
+  // as it was when the Server was constructed. Off: the scheduler places shard threads.
+  bool pin_shards_to_cpus = false;
 };
 
 // systemd integration (man uringrpc(7), SYSTEMD). Each part acts only when systemd asked

@@ -99,7 +99,16 @@ void validate(const ServerOptions& o, unsigned shards) {
   check_range("offload_threads", o.offload_threads, 1, kMaxThreads,
               "1 to 1024 (with none, offload() would never finish)");
 
-  // ---- listen: any value of each field works.
+  // ---- listen
+  if (o.listen.steer_to_receiving_cpu) {
+    if (!o.listen.so_reuseport || o.listen.share_port || !o.loop.pin_shards_to_cpus) {
+      reject("listen.steer_to_receiving_cpu",
+             "false unless listen.so_reuseport is true, listen.share_port false and loop.pin_shards_to_cpus "
+             "true (the kernel steers among this server's own per-shard listeners, to shards that stay on "
+             "their CPU)",
+             "true");
+    }
+  }
 
   // ---- connection
   check_not_negative("connection.handshake_timeout", o.connection.handshake_timeout, "ms");

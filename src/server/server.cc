@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 
 #include "base/log.h"
+#include "loop/cpu_steering.h"
 #include "loop/listen_address.h"
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
@@ -32,12 +34,14 @@ class ServerImpl {
  public:
   explicit ServerImpl(ServerOptions options) : options_(std::move(options)) {
     unsigned shards = options_.shards;
-    if (shards == 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      shards = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-      if (shards == 0) shards = 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) cpus_.push_back(c);
+      }
     }
+    if (shards == 0) shards = cpus_.empty() ? 1 : static_cast<unsigned>(cpus_.size());
     validate(options_, shards);  // before anything is allocated or bound
     options_.shards = shards;
     rpc_ = rpc_config(options_);
@@ -145,8 +149,10 @@ class ServerImpl {
         for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot)});
       }
       setup.loop.index = i;
+      if (options_.loop.pin_shards_to_cpus && !cpus_.empty()) setup.cpu = cpus_[i % cpus_.size()];
       shards_.push_back(std::make_unique<ServerShard>(setup, std::move(sockets)));
     }
+    if (options_.listen.steer_to_receiving_cpu) steer_listeners();
     for (auto& s : shards_) s->start();
     notifier_ = std::make_unique<SystemdNotifier>(
         options_.systemd, options_.shards, [this](unsigned shard, std::atomic<uint64_t>* runs) {
@@ -274,12 +280,32 @@ class ServerImpl {
     return s + "; " + std::to_string(options_.shards) + (options_.shards == 1 ? " shard" : " shards");
   }
 
+  // Each SO_REUSEPORT group (one per address a port resolved to) gets the CPU → shard
+  // program; the groups' sockets joined in shard order (loop::bind_listeners). Unix and
+  // adopted sockets have no group of ours. A kernel that refuses leaves the kernel's hash
+  // spreading connections: logged, not fatal.
+  void steer_listeners() {
+    std::vector<int> shard_cpus;
+    for (unsigned i = 0; i < options_.shards; ++i) shard_cpus.push_back(cpus_.empty() ? 0 : cpus_[i % cpus_.size()]);
+    for (auto& l : listeners_) {
+      if (l.set.adopted || !l.set.unix_path.empty() || l.set.fds.size() < options_.shards) continue;
+      const size_t per_shard = l.set.fds.size() / options_.shards;
+      for (size_t e = 0; e < per_shard; ++e) {
+        if (int err = loop::attach_cpu_steering(l.set.fds[e], shard_cpus)) {
+          URINGRPC_LOG(base::LogLevel::kWarn, "%s: cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s",
+                       l.set.address.c_str(), std::strerror(err));
+        }
+      }
+    }
+  }
+
   struct Listener {
     loop::ListenerSet set;
     Tls tls;
   };
 
   ServerOptions options_;
+  std::vector<int> cpus_;  // the process's affinity mask at construction, ascending
   rpc::MethodTable methods_;
   rpc::RpcConfig rpc_;
   std::atomic<size_t> active_rpcs_{0};

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/probes.h"
+#include "loop/cpu_steering.h"
 
 namespace uringrpc::server {
 namespace {
@@ -40,6 +41,12 @@ ServerShard::~ServerShard() { shard_.join(); }
 
 void ServerShard::start() {
   shard_.start([this] {
+    if (setup_.cpu >= 0) {
+      if (int err = loop::pin_current_thread(setup_.cpu)) {
+        URINGRPC_LOG(base::LogLevel::kWarn, "shard %u: cannot pin to CPU %d: %s; it runs unpinned",
+                     setup_.loop.index, setup_.cpu, std::strerror(err));
+      }
+    }
     for (auto& a : acceptors_) a->arm();
   });
 }

@@ -39,6 +39,8 @@ struct ShardSetup {
   // shared by every shard of the server (null when there is no cap).
   size_t max_connections;
   std::atomic<size_t>* open_connections = nullptr;
+  // loop.pin_shards_to_cpus: the CPU this shard's thread pins itself to; -1: not pinned.
+  int cpu = -1;
 };
 
 class ServerShard {
