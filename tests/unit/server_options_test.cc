@@ -243,6 +243,9 @@ TEST(ServerOptions, EachLayerGetsTheDocumentedDefaults) {
   EXPECT_TRUE(o.listen.so_reuseport);
   EXPECT_FALSE(o.listen.share_port);
   EXPECT_EQ(o.calls.max_buffered_bytes, size_t{1} << 30);
+  EXPECT_EQ(o.calls.max_send_message_bytes, SIZE_MAX);
+  EXPECT_FALSE(o.loop.pin_shards_to_cpus);
+  EXPECT_FALSE(o.listen.steer_to_receiving_cpu);
 }
 
 }  // namespace
