@@ -1,7 +1,8 @@
 // The example server `make run` starts: helloworld.Greeter (proto/helloworld.proto) served
 // from the class protoc-gen-uringrpc generates, and server reflection (grpc-call lists and
-// calls it). Usage: example-server [--port N] [--shards N]
-// [--grace-ms MS]. It serves until SIGINT or SIGTERM, then stops gracefully and exits 0.
+// calls it). Usage: example-server [--port N] [--shards N] [--tls-cert FILE --tls-key FILE]
+// [--grace-ms MS]. It serves until SIGINT or SIGTERM, then stops gracefully and exits 0;
+// SIGHUP reloads the TLS files.
 // man uringrpc-example-server(8); its systemd units are greeter.service and greeter.socket.
 #include <string>
 

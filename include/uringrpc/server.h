@@ -45,6 +45,11 @@ struct ListenOptions {
   // Connections open at once across the server; at the cap accepting pauses (existing
   // connections keep working). 0: no cap.
   size_t max_connections = 0;
+  // With so_reuseport and loop.pin_shards_to_cpus (and not share_port): the kernel hands a
+  // new connection to the shard pinned to the CPU that received it (a reuseport BPF
+  // program), so its packets, its handlers and its memory stay on one CPU. Connections
+  // received on a CPU no shard runs on go to shard (CPU mod shards).
+  bool steer_to_receiving_cpu = false;
 };
 
 // A connection's life: its handshake, and when it is asked to go away.
@@ -110,6 +115,11 @@ struct CallOptions {
   // RESOURCE_EXHAUSTED before any of its payload is buffered. A compressed message is
   // held to it twice: as sent, and as it inflates (stopped at the limit).
   size_t max_receive_message_bytes = 4u << 20;
+  // Largest response message a handler may send, counted as serialized bytes before
+  // compression (as gRPC counts it). A larger one ends the RPC with RESOURCE_EXHAUSTED
+  // "Sent message larger than max (N vs. M)", as gRPC C++ does, and none of it is sent;
+  // the write resumes with false. SIZE_MAX (the default, as in gRPC): no limit.
+  size_t max_send_message_bytes = SIZE_MAX;
   // Compression of response messages when the handler does not choose
   // (ServerContext::set_compression); only for clients that list it in grpc-accept-encoding.
   Compression default_compression = Compression::kNone;
@@ -138,6 +148,9 @@ struct LoopOptions {
   // 6.12+ (IORING_FEAT_MIN_TIMEOUT); ignored on older kernels.
   std::chrono::microseconds completion_batch_wait{20};
   unsigned completion_batch_size = 32;
+  // Pins shard i's thread to the i-th CPU (wrapping around) of the process's affinity mask
+  // as it was when the Server was constructed. Off: the scheduler places shard threads.
+  bool pin_shards_to_cpus = false;
 };
 
 // systemd integration (man uringrpc(7), SYSTEMD). Each part acts only when systemd asked
@@ -236,6 +249,21 @@ class Server {
   // the names that were passed) or a passed socket fails add_listen_fd's checks.
   size_t add_listen_fds_from_systemd(std::string_view name = {});
   size_t add_listen_fds_from_systemd(std::string_view name, const TlsCredentials& credentials);
+
+  // TLS certificates replaced while serving, without dropping a connection: connections
+  // already open (and handshakes under way) keep the certificate they started with; every
+  // handshake that begins after the call returns uses the new one. Thread-safe, before or
+  // after start(); not from a handler (it reads files).
+  //
+  // reload_tls() reads again the files each secure port's credentials came from
+  // (TlsCredentials::from_files, load_client_ca_file, SniCertificate::from_files; PEMs given
+  // directly stay as they are) and rebuilds every secure port's context. set_tls_credentials()
+  // gives every secure port `credentials` instead. Both are all-or-nothing: when a file cannot
+  // be read or a certificate, key or CA does not load, they log why, throw
+  // std::invalid_argument saying so, and every port keeps its current certificates. Return
+  // the number of secure ports updated (0 when there is none).
+  size_t reload_tls();
+  size_t set_tls_credentials(const TlsCredentials& credentials);
 
   // Starts the shard threads; they accept and serve. Throws UsageError if called twice.
   void start();

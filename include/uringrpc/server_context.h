@@ -49,6 +49,12 @@ class ServerContext {
   const Metadata& client_metadata() const noexcept;
   // First value of `key`, if any.
   std::optional<std::string_view> client_metadata_value(std::string_view key) const noexcept;
+  // The request's :authority (HTTP/1's host when it has none): the name the client dialed,
+  // "localhost:50051", or what it set as its default authority; empty if it sent neither.
+  std::string_view authority() const noexcept;
+  // The request's user-agent ("grpc-c++/1.51.1 grpc-c/29.0.0 (linux; chttp2)"), empty if it
+  // sent none. Also among client_metadata(), as in gRPC.
+  std::string_view user_agent() const noexcept;
   // "ipv4:127.0.0.1:5555", "ipv6:[::1]:5555" or "unix:/path", as gRPC spells peers.
   std::string_view peer() const noexcept;
   // The client's TLS certificate identity (mutual TLS, see TlsCredentials::client_certificate),

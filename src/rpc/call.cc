@@ -13,6 +13,7 @@
 #include "base/probes.h"
 #include "rpc/base64.h"
 #include "rpc/connection_calls.h"
+#include "rpc/message_limits.h"
 #include "rpc/metadata_validation.h"
 #include "rpc/percent_encoding.h"
 
@@ -284,6 +285,12 @@ void Call::send_initial_metadata() {
 
 bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
   if (ended_ || !stream_) {
+    *ok = false;
+    return false;
+  }
+  // Checked before compression, as gRPC's message size filter does; none of it is sent.
+  if (payload.size() > owner_.config().max_send_message_size) {
+    cancel(send_limit_status(payload.size(), owner_.config().max_send_message_size));
     *ok = false;
     return false;
   }

@@ -30,6 +30,7 @@ class ConnectionCalls;
 struct RpcConfig {
   const MethodTable* methods = nullptr;
   size_t max_receive_message_size;
+  size_t max_send_message_size;  // SIZE_MAX: no limit
   size_t write_watermark;
   size_t read_watermark;
   size_t max_concurrent_rpcs;
@@ -55,6 +56,8 @@ class Call final : public http2::ResponseBody {
   // A call served by the fallback handler (MethodTable::fallback) keeps the path it was
   // called with; before start().
   void set_called_path(std::string_view path);
+  // The request's :authority (or host); before start(). See request_identity.cc.
+  void set_authority(std::string_view authority);
   void start();
 
   // --- from the HTTP/2 layer (via ConnectionCalls)
@@ -71,6 +74,8 @@ class Call final : public http2::ResponseBody {
   // Built on first use: most handlers never look, and the copy costs allocations.
   const Metadata& client_metadata() const;
   std::string_view peer() const;
+  std::string_view authority() const { return authority_; }
+  std::string_view user_agent() const;
   const PeerIdentity* peer_identity() const;
   std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
   bool cancelled() const { return cancelled_; }
@@ -142,6 +147,9 @@ class Call final : public http2::ResponseBody {
   const MethodTable::Entry& method_;
   std::string_view path_;             // method_.path, or called_path_ for the fallback
   http2::PooledString called_path_;
+  // Copied out of the request head, which is released once the call exists. Short ones
+  // ("localhost:50051") fit the string itself; longer ones come from the block pool.
+  http2::PooledString authority_;
   ServerContext ctx_;
   http2::RawMetadata raw_metadata_;               // as received, -bin values decoded
   mutable std::optional<Metadata> client_metadata_;

@@ -19,6 +19,8 @@ std::optional<std::string_view> ServerContext::client_metadata_value(std::string
   return std::nullopt;
 }
 std::string_view ServerContext::peer() const noexcept { return call_.peer(); }
+std::string_view ServerContext::authority() const noexcept { return call_.authority(); }
+std::string_view ServerContext::user_agent() const noexcept { return call_.user_agent(); }
 const PeerIdentity* ServerContext::peer_identity() const noexcept { return call_.peer_identity(); }
 std::optional<std::chrono::steady_clock::time_point> ServerContext::deadline() const noexcept {
   return call_.deadline();

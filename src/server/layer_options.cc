@@ -62,6 +62,7 @@ http2::SessionSettings session_settings(const ServerOptions& o) {
 rpc::RpcConfig rpc_config(const ServerOptions& o) {
   rpc::RpcConfig c;
   c.max_receive_message_size = o.calls.max_receive_message_bytes;
+  c.max_send_message_size = o.calls.max_send_message_bytes;
   c.write_watermark = o.calls.write_watermark_bytes;
   // A stream buffers at most what its window lets in before the handler takes it.
   c.read_watermark = o.http2.stream_window_bytes;
@@ -98,7 +99,16 @@ void validate(const ServerOptions& o, unsigned shards) {
   check_range("offload_threads", o.offload_threads, 1, kMaxThreads,
               "1 to 1024 (with none, offload() would never finish)");
 
-  // ---- listen: any value of each field works.
+  // ---- listen
+  if (o.listen.steer_to_receiving_cpu) {
+    if (!o.listen.so_reuseport || o.listen.share_port || !o.loop.pin_shards_to_cpus) {
+      reject("listen.steer_to_receiving_cpu",
+             "false unless listen.so_reuseport is true, listen.share_port false and loop.pin_shards_to_cpus "
+             "true (the kernel steers among this server's own per-shard listeners, to shards that stay on "
+             "their CPU)",
+             "true");
+    }
+  }
 
   // ---- connection
   check_not_negative("connection.handshake_timeout", o.connection.handshake_timeout, "ms");
@@ -137,7 +147,8 @@ void validate(const ServerOptions& o, unsigned shards) {
   check_range("http2.max_queued_output_bytes", o.http2.max_queued_output_bytes, 1, SIZE_MAX,
               "at least 1 (0 would not turn the limit off)");
 
-  // ---- calls
+  // ---- calls: any max_receive_message_bytes and max_send_message_bytes works (0 allows
+  // only empty messages, SIZE_MAX sets no send limit).
   check_range("calls.default_compression", static_cast<uint64_t>(o.calls.default_compression), 0, 2,
               "Compression::kNone (0), kDeflate (1) or kGzip (2)");
   check_not_negative("calls.stalled_stream_timeout", o.calls.stalled_stream_timeout, "ms");

@@ -5,12 +5,16 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
+#include "base/log.h"
+#include "loop/cpu_steering.h"
 #include "loop/listen_address.h"
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
@@ -19,6 +23,7 @@
 #include "server/layer_options.h"
 #include "server/server_shard.h"
 #include "server/systemd_notifier.h"
+#include "server/tls_reload.h"
 #include "uringrpc/errors.h"
 #include "uringrpc/systemd.h"
 
@@ -29,12 +34,14 @@ class ServerImpl {
  public:
   explicit ServerImpl(ServerOptions options) : options_(std::move(options)) {
     unsigned shards = options_.shards;
-    if (shards == 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      shards = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-      if (shards == 0) shards = 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) cpus_.push_back(c);
+      }
     }
+    if (shards == 0) shards = cpus_.empty() ? 1 : static_cast<unsigned>(cpus_.size());
     validate(options_, shards);  // before anything is allocated or bound
     options_.shards = shards;
     rpc_ = rpc_config(options_);
@@ -75,7 +82,7 @@ class ServerImpl {
     stop_hooks_.push_back(std::move(hook));
   }
 
-  int add_port(std::string_view address, std::shared_ptr<transport::TlsContext> tls) {
+  int add_port(std::string_view address, Tls tls) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("add_port after start()");
     loop::ListenerSet set =
@@ -92,13 +99,13 @@ class ServerImpl {
     return port;
   }
 
-  int add_listen_fd(int fd, std::shared_ptr<transport::TlsContext> tls, const std::string& what) {
+  int add_listen_fd(int fd, Tls tls, const std::string& what) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("add_listen_fd after start()");
     return adopt_locked(fd, std::move(tls), what);
   }
 
-  size_t add_listen_fds_from_systemd(std::string_view name, std::shared_ptr<transport::TlsContext> tls) {
+  size_t add_listen_fds_from_systemd(std::string_view name, const Tls& tls) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("add_listen_fds_from_systemd after start()");
     auto passed = systemd::passed_sockets();
@@ -107,7 +114,7 @@ class ServerImpl {
     for (const auto& p : passed) {
       names += (names.empty() ? "'" : ", '") + p.name + "'";
       if (!name.empty() && p.name != name) continue;
-      adopt_locked(p.fd, tls, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
+      adopt_locked(p.fd, tls.copy(), "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
       ++added;
     }
     if (added == 0) {
@@ -127,7 +134,7 @@ class ServerImpl {
     // Socket activation: a server given no port serves what systemd passed.
     if (listeners_.empty() && options_.systemd.adopt_listen_fds) {
       for (const auto& p : systemd::passed_sockets()) {
-        adopt_locked(p.fd, nullptr, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
+        adopt_locked(p.fd, {}, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
       }
     }
     started_ = true;
@@ -139,11 +146,13 @@ class ServerImpl {
     for (unsigned i = 0; i < options_.shards; ++i) {
       std::vector<ListenSocket> sockets;
       for (auto& l : listeners_) {
-        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, l.tls});
+        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot)});
       }
       setup.loop.index = i;
+      if (options_.loop.pin_shards_to_cpus && !cpus_.empty()) setup.cpu = cpus_[i % cpus_.size()];
       shards_.push_back(std::make_unique<ServerShard>(setup, std::move(sockets)));
     }
+    if (options_.listen.steer_to_receiving_cpu) steer_listeners();
     for (auto& s : shards_) s->start();
     notifier_ = std::make_unique<SystemdNotifier>(
         options_.systemd, options_.shards, [this](unsigned shard, std::atomic<uint64_t>* runs) {
@@ -210,8 +219,34 @@ class ServerImpl {
  public:
   const ServerOptions& options() const { return options_; }
 
+  // Builds every new context first, then installs them all: either every secure port takes
+  // its new credentials or none does. Installing is safe against shards accepting and
+  // handshaking meanwhile (TlsContextSlot); mu_ only orders reloads against each other and
+  // against configuration. `replacement`: those credentials for every secure port; null:
+  // each port's own credentials with their files read again.
+  size_t reload_tls(const TlsCredentials* replacement) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const char* what = replacement ? "set_tls_credentials" : "reload_tls";
+    std::vector<std::pair<Tls*, PreparedTls>> next;
+    try {
+      std::optional<PreparedTls> shared;
+      if (replacement) shared = prepare_tls(*replacement);
+      for (auto& l : listeners_) {
+        if (!l.tls.slot) continue;
+        next.emplace_back(&l.tls, shared ? *shared : prepare_tls(l.tls.credentials.reread_files()));
+      }
+    } catch (const std::invalid_argument& e) {
+      URINGRPC_LOG(base::LogLevel::kWarn, "%s: %s; the current TLS certificates stay in use", what, e.what());
+      throw std::invalid_argument(std::string(what) + ": " + e.what() + "; the current TLS certificates stay in use");
+    }
+    for (auto& [tls, fresh] : next) tls->install(std::move(fresh));
+    URINGRPC_LOG(base::LogLevel::kInfo, "%s: new TLS credentials for %zu secure port%s; new handshakes use them",
+                 what, next.size(), next.size() == 1 ? "" : "s");
+    return next.size();
+  }
+
  private:
-  int adopt_locked(int fd, std::shared_ptr<transport::TlsContext> tls, const std::string& what) {
+  int adopt_locked(int fd, Tls tls, const std::string& what) {
     loop::ListenerSet set = loop::adopt_listener(fd, options_.shards, what);
     for (const auto& l : listeners_) {
       if (l.set.adopted && l.set.socket_ino == set.socket_ino) {
@@ -238,19 +273,39 @@ class ServerImpl {
           where = ep.to_string();
         }
         if (!seen.insert(where).second) continue;
-        s += (seen.size() > 1 ? ", " : "") + where + (l.tls ? " (TLS)" : " (h2c)");
+        s += (seen.size() > 1 ? ", " : "") + where + (l.tls.slot ? " (TLS)" : " (h2c)");
       }
     }
     if (seen.empty()) s += "no port";
     return s + "; " + std::to_string(options_.shards) + (options_.shards == 1 ? " shard" : " shards");
   }
 
+  // Each SO_REUSEPORT group (one per address a port resolved to) gets the CPU → shard
+  // program; the groups' sockets joined in shard order (loop::bind_listeners). Unix and
+  // adopted sockets have no group of ours. A kernel that refuses leaves the kernel's hash
+  // spreading connections: logged, not fatal.
+  void steer_listeners() {
+    std::vector<int> shard_cpus;
+    for (unsigned i = 0; i < options_.shards; ++i) shard_cpus.push_back(cpus_.empty() ? 0 : cpus_[i % cpus_.size()]);
+    for (auto& l : listeners_) {
+      if (l.set.adopted || !l.set.unix_path.empty() || l.set.fds.size() < options_.shards) continue;
+      const size_t per_shard = l.set.fds.size() / options_.shards;
+      for (size_t e = 0; e < per_shard; ++e) {
+        if (int err = loop::attach_cpu_steering(l.set.fds[e], shard_cpus)) {
+          URINGRPC_LOG(base::LogLevel::kWarn, "%s: cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s",
+                       l.set.address.c_str(), std::strerror(err));
+        }
+      }
+    }
+  }
+
   struct Listener {
     loop::ListenerSet set;
-    std::shared_ptr<transport::TlsContext> tls;
+    Tls tls;
   };
 
   ServerOptions options_;
+  std::vector<int> cpus_;  // the process's affinity mask at construction, ascending
   rpc::MethodTable methods_;
   rpc::RpcConfig rpc_;
   std::atomic<size_t> active_rpcs_{0};
@@ -283,20 +338,22 @@ void Server::add_method(std::string path, MethodHandler handler) {
 }
 void Server::set_fallback_handler(MethodHandler handler) { impl_->set_fallback_handler(std::move(handler)); }
 void Server::on_stop_begin(std::function<void()> hook) { impl_->on_stop_begin(std::move(hook)); }
-int Server::add_insecure_port(std::string_view address) { return impl_->add_port(address, nullptr); }
+int Server::add_insecure_port(std::string_view address) { return impl_->add_port(address, {}); }
 int Server::add_secure_port(std::string_view address, const TlsCredentials& credentials) {
-  return impl_->add_port(address, transport::TlsContext::create(credentials));
+  return impl_->add_port(address, server::Tls::from(credentials));
 }
-int Server::add_listen_fd(int fd) { return impl_->add_listen_fd(fd, nullptr, "add_listen_fd(" + std::to_string(fd) + ")"); }
+int Server::add_listen_fd(int fd) { return impl_->add_listen_fd(fd, {}, "add_listen_fd(" + std::to_string(fd) + ")"); }
 int Server::add_listen_fd(int fd, const TlsCredentials& credentials) {
-  return impl_->add_listen_fd(fd, transport::TlsContext::create(credentials), "add_listen_fd(" + std::to_string(fd) + ")");
+  return impl_->add_listen_fd(fd, server::Tls::from(credentials), "add_listen_fd(" + std::to_string(fd) + ")");
 }
 size_t Server::add_listen_fds_from_systemd(std::string_view name) {
-  return impl_->add_listen_fds_from_systemd(name, nullptr);
+  return impl_->add_listen_fds_from_systemd(name, {});
 }
 size_t Server::add_listen_fds_from_systemd(std::string_view name, const TlsCredentials& credentials) {
-  return impl_->add_listen_fds_from_systemd(name, transport::TlsContext::create(credentials));
+  return impl_->add_listen_fds_from_systemd(name, server::Tls::from(credentials));
 }
+size_t Server::reload_tls() { return impl_->reload_tls(nullptr); }
+size_t Server::set_tls_credentials(const TlsCredentials& credentials) { return impl_->reload_tls(&credentials); }
 void Server::start() { impl_->start(); }
 void Server::stop(std::chrono::milliseconds grace) { impl_->stop(grace.count()); }
 void Server::stop() { impl_->stop(0); }

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/probes.h"
+#include "loop/cpu_steering.h"
 
 namespace uringrpc::server {
 namespace {
@@ -40,6 +41,12 @@ ServerShard::~ServerShard() { shard_.join(); }
 
 void ServerShard::start() {
   shard_.start([this] {
+    if (setup_.cpu >= 0) {
+      if (int err = loop::pin_current_thread(setup_.cpu)) {
+        URINGRPC_LOG(base::LogLevel::kWarn, "shard %u: cannot pin to CPU %d: %s; it runs unpinned",
+                     setup_.loop.index, setup_.cpu, std::strerror(err));
+      }
+    }
     for (auto& a : acceptors_) a->arm();
   });
 }
@@ -229,8 +236,9 @@ void ServerShard::accept_succeeded() {
                (unsigned long long)accept_failures_);
 }
 
-void ServerShard::on_accepted(int fd, const ListenSocket& socket, bool counted) {
-  auto* conn = transport::Connection::create(shard_, fd, socket.tls, setup_.tls_handshake_timeout_ms);
+void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
+  // The port's newest TLS context (a reload may have replaced it): see TlsContextSlot.
+  auto* conn = transport::Connection::create(shard_, fd, socket.tls.current(), setup_.tls_handshake_timeout_ms);
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   connections_.push_back(calls);

@@ -15,14 +15,14 @@
 #include "rpc/call.h"
 #include "rpc/connection_calls.h"
 #include "transport/connection.h"
-#include "transport/tls_context.h"
+#include "transport/tls_context_slot.h"
 #include "uringrpc/server.h"
 
 namespace uringrpc::server {
 
 struct ListenSocket {
   int fd;
-  std::shared_ptr<transport::TlsContext> tls;  // null: insecure
+  transport::TlsContextReader tls;  // empty: insecure
 };
 
 // What every shard of a server is set up with. from() takes the options (layer_options.cc);
@@ -39,6 +39,8 @@ struct ShardSetup {
   // shared by every shard of the server (null when there is no cap).
   size_t max_connections;
   std::atomic<size_t>* open_connections = nullptr;
+  // loop.pin_shards_to_cpus: the CPU this shard's thread pins itself to; -1: not pinned.
+  int cpu = -1;
 };
 
 class ServerShard {
@@ -94,7 +96,7 @@ class ServerShard {
   void accept_succeeded();
 
   // `counted`: the connection holds a slot of the cap, released when it is gone.
-  void on_accepted(int fd, const ListenSocket& socket, bool counted);
+  void on_accepted(int fd, ListenSocket& socket, bool counted);
   void begin_shutdown(uint64_t deadline_ms);
   void on_grace_expired();
   void maybe_exit();

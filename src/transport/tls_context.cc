@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace uringrpc {
 
@@ -53,11 +54,44 @@ TlsCredentials TlsCredentials::from_files(const std::string& cert_chain_path,
                                           const std::string& key_path) {
   std::string chain = read_whole_file(cert_chain_path, "certificate chain");
   std::string key = read_whole_file(key_path, "private key");
-  return from_pem(std::move(chain), std::move(key));
+  TlsCredentials c = from_pem(std::move(chain), std::move(key));
+  c.certificate_chain_file = cert_chain_path;
+  c.private_key_file = key_path;
+  return c;
 }
 
 void TlsCredentials::load_client_ca_file(const std::string& path) {
   client_ca_pem = read_whole_file(path, "client CA");
+  client_ca_file = path;
+}
+
+SniCertificate SniCertificate::from_files(std::string server_name, const std::string& cert_chain_path,
+                                          const std::string& key_path) {
+  SniCertificate c;
+  c.server_name = std::move(server_name);
+  c.certificate_chain_pem = read_whole_file(cert_chain_path, "certificate chain");
+  c.private_key_pem = read_whole_file(key_path, "private key");
+  c.certificate_chain_file = cert_chain_path;
+  c.private_key_file = key_path;
+  return c;
+}
+
+TlsCredentials TlsCredentials::reread_files() const {
+  TlsCredentials c = *this;
+  if (!c.certificate_chain_file.empty()) {
+    c.certificate_chain_pem = read_whole_file(c.certificate_chain_file, "certificate chain");
+  }
+  if (!c.private_key_file.empty()) c.private_key_pem = read_whole_file(c.private_key_file, "private key");
+  if (!c.client_ca_file.empty()) c.client_ca_pem = read_whole_file(c.client_ca_file, "client CA");
+  for (auto& sni : c.sni_certificates) {
+    if (!sni.certificate_chain_file.empty()) {
+      sni.certificate_chain_pem = read_whole_file(sni.certificate_chain_file, "certificate chain");
+    }
+    if (!sni.private_key_file.empty()) {
+      sni.private_key_pem = read_whole_file(sni.private_key_file, "private key");
+    }
+  }
+  return c;
 }
 
 }  // namespace uringrpc
@@ -249,11 +283,10 @@ void configure_client_certificates(SSL_CTX* ctx, const TlsCredentials& credentia
   SSL_CTX_set_verify(ctx, flags, nullptr);
 }
 
-}  // namespace
-
-std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials) {
-  // Errors left behind by unrelated code on this thread must not end up in our message.
-  ERR_clear_error();
+// One SSL_CTX with everything but the certificate shared by all of a port's contexts: the
+// default one and each SNI one get the same protocol settings and client-certificate policy,
+// so switching an SSL to another of them (on_server_name) changes only what it presents.
+CtxPtr build_ctx(const std::string& chain_pem, const std::string& key_pem, const TlsCredentials& credentials) {
   CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) fail("cannot create SSL_CTX");
 
@@ -276,14 +309,100 @@ std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials
   SSL_CTX_set_session_id_context(ctx.get(), kSessionIdContext, sizeof kSessionIdContext - 1);
   SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
 
-  load_chain(ctx.get(), credentials.certificate_chain_pem);
-  load_key(ctx.get(), credentials.private_key_pem);
+  load_chain(ctx.get(), chain_pem);
+  load_key(ctx.get(), key_pem);
   configure_client_certificates(ctx.get(), credentials);
-
-  ERR_clear_error();
-  return std::shared_ptr<TlsContext>(new TlsContext(ctx.release()));
+  return ctx;
 }
 
-TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+// "API.Example.com" -> "api.example.com"; throws for what no client could ever send.
+std::string normalized_server_name(const std::string& name) {
+  std::string out;
+  out.reserve(name.size());
+  for (char c : name) out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  std::string_view rest = out;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  bool ok = !rest.empty() && rest.front() != '.' && rest.back() != '.' &&
+            rest.find("..") == std::string_view::npos && rest.find('*') == std::string_view::npos;
+  for (char c : rest) ok = ok && c > ' ' && c != 0x7f;
+  if (!ok) {
+    throw std::invalid_argument("TLS credentials: sni_certificates has the server name '" + name +
+                                "'; it must be a DNS name (\"api.example.com\") or one with a leading "
+                                "wildcard label (\"*.example.com\")");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<TlsContext> TlsContext::create(const TlsCredentials& credentials) {
+  // Errors left behind by unrelated code on this thread must not end up in our message.
+  ERR_clear_error();
+  CtxPtr ctx = build_ctx(credentials.certificate_chain_pem, credentials.private_key_pem, credentials);
+  std::vector<std::pair<std::string, CtxPtr>> named;
+  for (const SniCertificate& sni : credentials.sni_certificates) {
+    std::string name = normalized_server_name(sni.server_name);
+    for (const auto& [other, _] : named) {
+      if (other == name) {
+        throw std::invalid_argument("TLS credentials: sni_certificates names '" + sni.server_name + "' twice");
+      }
+    }
+    try {
+      named.emplace_back(name, build_ctx(sni.certificate_chain_pem, sni.private_key_pem, credentials));
+    } catch (const std::invalid_argument& e) {
+      std::string why = e.what();
+      constexpr std::string_view kPrefix = "TLS credentials: ";
+      if (why.starts_with(kPrefix)) why.erase(0, kPrefix.size());
+      throw std::invalid_argument("TLS credentials: the SNI certificate for '" + sni.server_name + "': " + why);
+    }
+  }
+  ERR_clear_error();
+  std::shared_ptr<TlsContext> out(new TlsContext(ctx.release()));
+  for (auto& [name, c] : named) out->named_.push_back({std::move(name), c.release()});
+  if (!out->named_.empty()) {
+    SSL_CTX_set_tlsext_servername_callback(out->ctx_, &TlsContext::on_server_name);
+    SSL_CTX_set_tlsext_servername_arg(out->ctx_, out.get());
+  }
+  return out;
+}
+
+TlsContext::~TlsContext() {
+  for (auto& n : named_) SSL_CTX_free(n.ctx);
+  SSL_CTX_free(ctx_);
+}
+
+SSL_CTX* TlsContext::for_server_name(std::string_view name) const noexcept {
+  if (name.empty() || name.size() > 253) return nullptr;
+  char lower[254];
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    lower[i] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  std::string_view want(lower, name.size());
+  for (const auto& n : named_) {
+    if (n.name == want) return n.ctx;
+  }
+  // "*.example.com" covers exactly one label in front of example.com.
+  size_t dot = want.find('.');
+  if (dot == std::string_view::npos || dot == 0) return nullptr;
+  std::string_view parent = want.substr(dot);  // ".example.com"
+  for (const auto& n : named_) {
+    if (n.name.size() == parent.size() + 1 && n.name[0] == '*' && std::string_view(n.name).substr(1) == parent) {
+      return n.ctx;
+    }
+  }
+  return nullptr;
+}
+
+// Runs inside SSL_do_handshake on the shard that owns the connection, once per handshake,
+// before the certificate is chosen: it only reads this context's immutable name table.
+int TlsContext::on_server_name(SSL* ssl, int*, void* arg) {
+  const auto* self = static_cast<const TlsContext*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_NOACK;  // no SNI: the default certificate
+  SSL_CTX* chosen = self->for_server_name(name);
+  if (chosen != nullptr && SSL_set_SSL_CTX(ssl, chosen) == nullptr) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  return SSL_TLSEXT_ERR_OK;
+}
 
 }  // namespace uringrpc::transport

@@ -69,8 +69,12 @@ void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 enum class Kind { kCa, kServer, kClient };
 
 // issuer == nullptr makes a self-signed certificate (the CA).
+// Every way an e2e test may dial the loopback server, and the name gRPC's interop
+// clients claim (--server_host_override=foo.test.google.fr) as in gRPC's own test certificate.
+constexpr const char* kServerSans = "DNS:localhost,DNS:*.test.google.fr,IP:127.0.0.1,IP:::1";
+
 X509Ptr make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key,
-                  Kind kind) {
+                  Kind kind, const char* server_sans = kServerSans) {
   X509Ptr cert(X509_new());
   if (!cert) fail("X509_new");
   X509* x = cert.get();
@@ -112,9 +116,7 @@ X509Ptr make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
     add_ext(x, &v3, NID_ext_key_usage, "serverAuth");
-    // Every way an e2e test may dial the loopback server, and the name gRPC's interop
-    // clients claim (--server_host_override=foo.test.google.fr) as in gRPC's own test certificate.
-    add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,DNS:*.test.google.fr,IP:127.0.0.1,IP:::1");
+    add_ext(x, &v3, NID_subject_alt_name, server_sans);
   } else {
     add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
     add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
@@ -204,6 +206,33 @@ void write_file(const std::string& path, const std::string& content, mode_t mode
 const TestPki& test_pki() {
   static const TestPki pki = generate();  // magic static: generated once, thread-safe
   return pki;
+}
+
+ServerCert make_server_cert(const std::string& name, const std::string& extra_sans) {
+  ERR_clear_error();
+  PkeyPtr ca_key = make_key();
+  std::string ca_name = name + " CA";
+  X509Ptr ca = make_cert(ca_key.get(), ca_name.c_str(), nullptr, ca_key.get(), Kind::kCa);
+  PkeyPtr key = make_key();
+  std::string sans = std::string(kServerSans) + (extra_sans.empty() ? "" : "," + extra_sans);
+  X509Ptr cert = make_cert(key.get(), name.c_str(), ca.get(), ca_key.get(), Kind::kServer, sans.c_str());
+  ServerCert out;
+  out.ca_cert_pem = cert_pem(ca.get());
+  out.cert_pem = cert_pem(cert.get());
+  out.key_pem = key_pem(key.get());
+  out.chain_pem = out.cert_pem + out.ca_cert_pem;
+  return out;
+}
+
+std::string make_temp_dir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/uringrpc-pki-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) {
+    throw std::runtime_error("test PKI: mkdtemp " + tmpl + ": " + std::strerror(errno));
+  }
+  return buf.data();
 }
 
 TestPkiFiles write_test_pki_files() {

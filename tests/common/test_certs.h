@@ -42,4 +42,17 @@ struct TestPkiFiles {
 };
 TestPkiFiles write_test_pki_files();
 
+// A fresh CA of its own and a server certificate it signed, with the SANs of
+// TestPki::server_cert_pem plus `extra_sans` ("DNS:a.example.test,DNS:*.b.example.test");
+// the certificate's CN is `name`, its CA's "<name> CA". For tests that need certificates a
+// client can tell apart (reloads, SNI). Generated anew on each call; throws std::runtime_error.
+struct ServerCert {
+  std::string ca_cert_pem, cert_pem, key_pem;
+  std::string chain_pem;  // cert_pem followed by ca_cert_pem
+};
+ServerCert make_server_cert(const std::string& name, const std::string& extra_sans = "");
+
+// A fresh directory under $TMPDIR (or /tmp); the caller removes it.
+std::string make_temp_dir();
+
 }  // namespace uringrpc::testing

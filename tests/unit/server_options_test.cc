@@ -221,6 +221,7 @@ TEST(ServerOptions, EachLayerGetsTheDocumentedDefaults) {
 
   rpc::RpcConfig r = server::rpc_config(o);
   EXPECT_EQ(r.max_receive_message_size, 4u << 20);
+  EXPECT_EQ(r.max_send_message_size, SIZE_MAX) << "no send limit, as in gRPC";
   EXPECT_EQ(r.write_watermark, 256u << 10);
   EXPECT_EQ(r.read_watermark, 1u << 20) << "a stream's window";
   EXPECT_EQ(r.max_concurrent_rpcs, 0u);
@@ -242,6 +243,9 @@ TEST(ServerOptions, EachLayerGetsTheDocumentedDefaults) {
   EXPECT_TRUE(o.listen.so_reuseport);
   EXPECT_FALSE(o.listen.share_port);
   EXPECT_EQ(o.calls.max_buffered_bytes, size_t{1} << 30);
+  EXPECT_EQ(o.calls.max_send_message_bytes, SIZE_MAX);
+  EXPECT_FALSE(o.loop.pin_shards_to_cpus);
+  EXPECT_FALSE(o.listen.steer_to_receiving_cpu);
 }
 
 }  // namespace
