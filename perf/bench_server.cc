@@ -5,6 +5,7 @@
 // layer costs. Usage: bench-server --port N [--shards K] [--tls-cert FILE --tls-key FILE]
 //   [--batch-wait-us U --batch-size B]   (ServerOptions::loop.completion_batch_wait / _size)
 //   [--api generated|raw] [--compression none|gzip|deflate]   (calls.default_compression)
+//   [--metrics off|on]   (ServerOptions::metrics.enabled, counted but never scraped)
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -109,7 +110,7 @@ bool parse_number(const char* text, unsigned& out) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] "
-               "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate]\n",
+               "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate] [--metrics off|on]\n",
                argv0);
   return 2;
 }
@@ -139,6 +140,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--api" && (value == std::string_view("raw") || value == std::string_view("generated"))) {
       raw_api = value == std::string_view("raw");
     } else if (flag == "--compression" && parse_compression(value, options.calls.default_compression)) {
+    } else if (flag == "--metrics" && (value == std::string_view("on") || value == std::string_view("off"))) {
+      options.metrics.enabled = value == std::string_view("on");
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {

@@ -16,10 +16,16 @@
 
 namespace uringrpc {
 
+// The four shapes of an RPC, as gRPC names them: how many messages each way.
+enum class RpcType { kUnary, kClientStreaming, kServerStreaming, kBidiStreaming };
+
 struct MethodHandler {
   // Makes the coroutine that serves one call; it is started by the call and owns nothing
   // but its frame.
   std::function<Task<void>(ServerContext&)> run;
+  // Set by unary(), server_streaming(), client_streaming() and bidi_streaming(); what the
+  // metrics label grpc_type says. A handler built by hand is counted as bidi streaming.
+  RpcType type = RpcType::kBidiStreaming;
 };
 
 namespace detail {
@@ -129,7 +135,8 @@ MethodHandler unary(F f) {
   using Req = typename Traits::Arg;
   return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_unary<Req>(f, ctx);
-          }};
+          },
+          RpcType::kUnary};
 }
 
 // Stream<Resp> f(Req, ServerContext&) with co_yield, or Task<void> f(Req, ServerContext&)
@@ -139,7 +146,8 @@ MethodHandler server_streaming(F f) {
   using Req = typename detail::HandlerTraits<F>::Arg;
   return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_server_streaming<Req>(f, ctx);
-          }};
+          },
+          RpcType::kServerStreaming};
 }
 
 // Task<Resp> f(Reader<Req>&, ServerContext&): co_return the response or a Status, as unary.
@@ -148,7 +156,8 @@ MethodHandler client_streaming(F f) {
   using Req = typename detail::ReaderValue<typename detail::HandlerTraits<F>::Arg>::type;
   return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_client_streaming<Req>(f, ctx);
-          }};
+          },
+          RpcType::kClientStreaming};
 }
 
 // Stream<Resp> or Task<void> f(Reader<Req>&, ServerContext&)
@@ -157,7 +166,8 @@ MethodHandler bidi_streaming(F f) {
   using Req = typename detail::ReaderValue<typename detail::HandlerTraits<F>::Arg>::type;
   return {[f = std::move(f)](ServerContext& ctx) {
             return detail::run_bidi_streaming<Req>(f, ctx);
-          }};
+          },
+          RpcType::kBidiStreaming};
 }
 
 }  // namespace uringrpc

@@ -169,6 +169,18 @@ struct SystemdOptions {
   bool adopt_listen_fds = true;
 };
 
+// RPC and connection metrics, named as go-grpc-prometheus names them (man uringrpc_metrics(3)).
+struct MetricsOptions {
+  // Count started and handled RPCs (per method and status code), messages and bytes each
+  // way, a latency histogram, and connections; read with Server::metrics_text(). Off:
+  // nothing is counted and a call pays one untaken branch per hook.
+  bool enabled = false;
+  // Also serve the counts over HTTP, GET /metrics in Prometheus' text format, on this
+  // address (the forms add_insecure_port takes, e.g. "127.0.0.1:9464"; port 0 picks one,
+  // see Server::metrics_port()), from a thread of its own. Needs enabled. Empty: no endpoint.
+  std::string listen;
+};
+
 // Every option of a server, declared once with its default (DESIGN.md, "Layout"). Each
 // layer below takes what it needs through one function of src/server/layer_options.cc,
 // and Server checks the whole set once, when it is constructed (std::invalid_argument
@@ -186,6 +198,7 @@ struct ServerOptions {
   CallOptions calls{};
   LoopOptions loop{};
   SystemdOptions systemd{};
+  MetricsOptions metrics{};
 };
 
 class Server {
@@ -281,6 +294,13 @@ class Server {
 
   const ServerOptions& options() const noexcept;
   unsigned shard_count() const noexcept;
+
+  // The metrics (ServerOptions::metrics) in Prometheus' text exposition format 0.0.4, as
+  // GET /metrics serves them. Any thread, after start() (also after stop()). Throws
+  // UsageError when metrics are off or before start().
+  std::string metrics_text() const;
+  // The port GET /metrics is served on (metrics.listen), after start(); 0 without one.
+  int metrics_port() const noexcept;
 
  private:
   std::unique_ptr<server::ServerImpl> impl_;

@@ -152,6 +152,7 @@ void Call::set_called_path(std::string_view path) {
 void Call::start() {
   if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = base::probes::now_ns();
   URINGRPC_PROBE(rpc_start, this, path_.data());
+  meter_.start(owner_.metrics(), method_.slot);
   Task<void> task = method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
@@ -174,6 +175,7 @@ const PeerIdentity* Call::peer_identity() const { return owner_.session().peer_i
 // --- request side
 
 void Call::on_data(const Bytes& chunk) {
+  meter_.received_bytes(chunk.size());
   if (ended_) {
     owner_.session().consume(*stream_, chunk.size());
     return;
@@ -203,6 +205,7 @@ void Call::on_data(const Bytes& chunk) {
     if (!message.empty() && shard_.buffers().running_low() && shard_.buffers().contains(message.data())) {
       message = Bytes::copy(message.view());
     }
+    meter_.received_message();
     inbound_bytes_ += kMessagePrefixSize + message.size();
     inbound_.push_back({std::move(message), compressed});
   });
@@ -295,6 +298,7 @@ bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
     return false;
   }
   *ok = true;
+  meter_.sent_message();
   OutMessage m{};
   bool compressed = compression_.compress(payload, options.no_compress);
   encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()), compressed);
@@ -327,6 +331,7 @@ size_t Call::body_ready(size_t max, bool* eof) noexcept {
 void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
   outbound_bytes_ -= n;
   emitted_ += n;
+  meter_.sent_bytes(n);
   discharge(std::min(buffered_, n));
   while (n > 0 && !outbound_.empty()) {
     OutMessage& m = outbound_.front();
@@ -393,6 +398,7 @@ bool Call::decide(Status status, Metadata trailing) {
   ended_ = true;
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
+  meter_.end(final_.code);
   URINGRPC_PROBE_GUARDED(rpc_end, this, path_.data(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
   trailing_ = std::move(trailing);
   return true;

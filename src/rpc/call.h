@@ -13,6 +13,7 @@
 #include "http2/session.h"
 #include "loop/shard.h"
 #include "loop/timer_wheel.h"
+#include "rpc/call_metrics.h"
 #include "rpc/compression.h"
 #include "rpc/deframer.h"
 #include "rpc/memory_budget.h"
@@ -41,6 +42,7 @@ struct RpcConfig {
   uint64_t max_connection_age_grace_ms;
   uint64_t stalled_stream_timeout_ms;
   MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
+  ShardMetrics* metrics = nullptr;  // one per shard, indexed by shard index; null: metrics off
   Compression default_compression;  // responses', unless the handler chooses
 };
 
@@ -157,6 +159,7 @@ class Call final : public http2::ResponseBody {
   loop::Timer deadline_timer_;
   bool admitted_;
   uint64_t start_ns_ = 0;  // for the rpc_end probe; taken only while a tracer listens
+  CallMeter meter_;        // the method's metrics on this shard (ServerOptions::metrics)
 
   // handler
   std::coroutine_handle<> runner_;

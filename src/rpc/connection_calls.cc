@@ -35,7 +35,8 @@ ConnectionCalls::ConnectionCalls(loop::Shard& shard, transport::Transport& conn,
       config_(config),
       session_(conn, settings, *this, &shard.timers()),
       max_streams_(settings.max_concurrent_streams),
-      budget_(config.budgets ? &config.budgets[shard.index()] : nullptr) {
+      budget_(config.budgets ? &config.budgets[shard.index()] : nullptr),
+      metrics_(config.metrics ? &config.metrics[shard.index()] : nullptr) {
   idle_timer_.set_callback(&ConnectionCalls::idle_expired, this);
   age_timer_.set_callback(&ConnectionCalls::age_expired, this);
   arm_idle_timer();

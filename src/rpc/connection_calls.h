@@ -35,6 +35,7 @@ class ConnectionCalls final : public http2::StreamListener {
   http2::Session& session() { return session_; }
   const RpcConfig& config() const { return config_; }
   MemoryBudget* budget() const { return budget_; }
+  ShardMetrics* metrics() const { return metrics_; }
   void remove(Call* call);
 
   // http2::StreamListener
@@ -62,6 +63,7 @@ class ConnectionCalls final : public http2::StreamListener {
   size_t live_calls_ = 0;     // calls_ entries: a reset stream's handler counts until it ends
   uint32_t max_streams_;      // advertised SETTINGS_MAX_CONCURRENT_STREAMS
   MemoryBudget* budget_;      // this shard's, or null
+  ShardMetrics* metrics_;     // this shard's, or null (metrics off)
   loop::Timer idle_timer_;
   loop::Timer age_timer_;
   bool shutting_down_ = false;   // GOAWAY sent

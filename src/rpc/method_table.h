@@ -15,7 +15,11 @@ class MethodTable {
   struct Entry {
     std::string path;
     MethodHandler handler;
+    // Index of the method's metrics counters (rpc/call_metrics.h): 1, 2, ... in the order
+    // methods were added; kUnknownSlot for the fallback, the one slot of every path not added.
+    size_t slot = kUnknownSlot;
   };
+  static constexpr size_t kUnknownSlot = 0;
   // Throws std::invalid_argument for a path not of the form "/service/method" or a duplicate.
   void add(std::string path, MethodHandler handler);
   const Entry* find(std::string_view path) const noexcept;
@@ -24,6 +28,12 @@ class MethodTable {
   // empty handler or a second fallback.
   void set_fallback(MethodHandler handler);
   const Entry* fallback() const noexcept { return fallback_.handler.run ? &fallback_ : nullptr; }
+  // Slots in use: the methods added plus the unknown slot.
+  size_t slot_count() const noexcept { return entries_.size() + 1; }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [path, entry] : entries_) f(entry);
+  }
 
  private:
   struct Hash {

@@ -172,6 +172,12 @@ void validate(const ServerOptions& o, unsigned shards) {
   }
   check_range("loop.completion_batch_size", o.loop.completion_batch_size, 1, kMaxBatchSize,
               "1 (wake on every completion) to 4096 (the shard ring's size)");
+
+  // ---- metrics
+  if (!o.metrics.listen.empty() && !o.metrics.enabled) {
+    reject("metrics.listen", "empty while metrics.enabled is false (an endpoint needs counts to serve)",
+           "\"" + o.metrics.listen + "\"");
+  }
 }
 
 }  // namespace uringrpc::server

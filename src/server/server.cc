@@ -20,7 +20,9 @@
 #include "loop/offload_pool.h"
 #include "loop/timer_wheel.h"
 #include "rpc/method_table.h"
+#include "server/admin_http.h"
 #include "server/layer_options.h"
+#include "server/metrics_registry.h"
 #include "server/server_shard.h"
 #include "server/systemd_notifier.h"
 #include "server/tls_reload.h"
@@ -137,6 +139,18 @@ class ServerImpl {
         adopt_locked(p.fd, {}, "systemd socket '" + p.name + "' (fd " + std::to_string(p.fd) + ")");
       }
     }
+    if (options_.metrics.enabled) {
+      // Every method's slot on every shard is allocated here, before the first call; the
+      // endpoint binds before any shard runs, so a taken port fails start() cleanly.
+      auto registry = std::make_unique<MetricsRegistry>(method_labels(methods_), options_.shards,
+                                                        methods_.fallback() != nullptr);
+      if (!options_.metrics.listen.empty()) {
+        admin_ = std::make_unique<AdminHttp>(options_.metrics.listen, [r = registry.get()] { return r->text(); });
+        admin_port_ = admin_->port();
+      }
+      metrics_ = std::move(registry);
+      rpc_.metrics = metrics_->shard_metrics();
+    }
     started_ = true;
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
     ShardSetup setup = ShardSetup::from(options_);
@@ -207,6 +221,7 @@ class ServerImpl {
         for (auto& s : shards_) s->join();
         lock.lock();
         for (auto& l : listeners_) l.set.close_all();
+        admin_.reset();  // scrapes were served until every call had ended
         if (notifier_) notifier_->stopped();
         joined_ = true;
         cv_.notify_all();
@@ -243,6 +258,22 @@ class ServerImpl {
     URINGRPC_LOG(base::LogLevel::kInfo, "%s: new TLS credentials for %zu secure port%s; new handshakes use them",
                  what, next.size(), next.size() == 1 ? "" : "s");
     return next.size();
+  }
+
+  std::string metrics_text() {
+    const MetricsRegistry* registry;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!options_.metrics.enabled) throw UsageError("metrics_text(): metrics are off (ServerOptions::metrics.enabled)");
+      if (!started_) throw UsageError("metrics_text() before start()");
+      registry = metrics_.get();
+    }
+    return registry->text();  // lives as long as the server; not under the lock
+  }
+
+  int metrics_port() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return admin_port_;
   }
 
  private:
@@ -314,6 +345,10 @@ class ServerImpl {
   std::vector<Listener> listeners_;
   std::set<int> bound_ports_;
   std::unique_ptr<loop::OffloadPool> offload_;
+  // Before shards_, so destroyed after them: every shard writes its counters here.
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::unique_ptr<AdminHttp> admin_;
+  int admin_port_ = 0;  // kept after the endpoint closes
   // Before shards_, so destroyed after them: a shard's inbox may still hold a probe that
   // points at the notifier's counters.
   std::unique_ptr<SystemdNotifier> notifier_;
@@ -360,5 +395,7 @@ void Server::stop() { impl_->stop(0); }
 void Server::wait() { impl_->wait(); }
 const ServerOptions& Server::options() const noexcept { return impl_->options(); }
 unsigned Server::shard_count() const noexcept { return impl_->options().shards; }
+std::string Server::metrics_text() const { return impl_->metrics_text(); }
+int Server::metrics_port() const noexcept { return impl_->metrics_port(); }
 
 }  // namespace uringrpc

@@ -242,7 +242,10 @@ void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   connections_.push_back(calls);
-  calls->set_on_gone([this, calls, counted] {
+  rpc::ShardMetrics* metrics = setup_.rpc->metrics ? &setup_.rpc->metrics[shard_.index()] : nullptr;
+  if (metrics) metrics->connections_accepted.add(1);
+  calls->set_on_gone([this, calls, counted, metrics] {
+    if (metrics) metrics->connections_closed.add(1);
     std::erase(connections_, calls);
     // The slot stays taken until the connection and every call on it are freed.
     if (counted) release_connection();

@@ -58,7 +58,7 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
     static constexpr std::string_view kValued[] = {"--port",          "--grace-ms",     "--grace_ms",
                                                    "--shards",        "--tls_cert_file", "--tls_key_file",
                                                    "--server_id",     "--max_connection_age_ms",
-                                                   "--max_connection_age_grace_ms"};
+                                                   "--max_connection_age_grace_ms", "--metrics_listen"};
     if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
       *error = "unknown flag " + name;
       return std::nullopt;
@@ -106,6 +106,8 @@ std::optional<InteropFlags> parse_interop_flags(int argc, char** argv, std::stri
         return std::nullopt;
       }
       flags.server_id = value;
+    } else if (name == "--metrics_listen") {
+      flags.metrics_listen = value;  // ServerOptions and start() check the address
     } else if (name == "--tls_cert_file") {
       flags.tls_cert_file = value;
     } else {

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
     uringrpc::ServerOptions options{.shards = flags->shards};
     options.connection.max_age = flags->max_connection_age;
     options.connection.max_age_grace = flags->max_connection_age_grace;
+    options.metrics.enabled = !flags->metrics_listen.empty();
+    options.metrics.listen = flags->metrics_listen;
     uringrpc::Server server(options);
     server.add_service(test_service);
     server.add_service(unimplemented_service);
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
       }
       int port = add_port(server, flags->port, tls ? &*tls : nullptr);
       server.start();
+      if (server.metrics_port() > 0) std::printf("metrics on %d\n", server.metrics_port());
       std::printf("listening on %d\n", port);
       std::fflush(stdout);  // clients wait for this line
       int signal = sigwaitinfo(&stop_signals, nullptr);
