@@ -13,6 +13,7 @@
 #include "base/probes.h"
 #include "rpc/base64.h"
 #include "rpc/connection_calls.h"
+#include "rpc/interceptor_chain.h"
 #include "rpc/metadata_validation.h"
 #include "rpc/percent_encoding.h"
 
@@ -117,6 +118,7 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
       ctx_(*this),
       raw_metadata_(std::move(client_metadata)),
       admitted_(admitted),
+      interceptors_(owner.config().interceptors),
       deframer_(owner.config().max_receive_message_size) {
   if (deadline_ms) {
     auto now_ms = loop::TimerWheel::monotonic_now_ms();
@@ -151,11 +153,31 @@ void Call::set_called_path(std::string_view path) {
 void Call::start() {
   if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = base::probes::now_ns();
   URINGRPC_PROBE(rpc_start, this, path_.data());
-  Task<void> task = method_.handler.run(ctx_);
+  Task<void> task = interceptors_ ? start_intercepted() : method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
   scheduled_ = runner_;
   shard_.schedule(runner_);
+}
+
+Task<void> Call::start_intercepted() {
+  wall_start_ = std::chrono::system_clock::now();
+  steady_start_ = std::chrono::steady_clock::now();
+  return interceptors_->run(ctx_, method_.handler, interceptors_entered_);
+}
+
+void Call::on_call_end() noexcept {
+  CallStats stats;
+  stats.code = final_.code;
+  stats.message = final_.message;
+  stats.start = wall_start_;
+  // decide() ran (every end passes there); the guard is for a clock that went nowhere.
+  stats.duration = steady_end_ > steady_start_ ? steady_end_ - steady_start_ : std::chrono::nanoseconds(0);
+  stats.messages_received = messages_in_;
+  stats.bytes_received = bytes_in_;
+  stats.messages_sent = messages_out_;
+  stats.bytes_sent = emitted_;
+  interceptors_->after(ctx_, stats, interceptors_entered_);
 }
 
 const Metadata& Call::client_metadata() const {
@@ -173,6 +195,7 @@ const PeerIdentity* Call::peer_identity() const { return owner_.session().peer_i
 // --- request side
 
 void Call::on_data(const Bytes& chunk) {
+  bytes_in_ += chunk.size();
   if (ended_) {
     owner_.session().consume(*stream_, chunk.size());
     return;
@@ -203,6 +226,7 @@ void Call::on_data(const Bytes& chunk) {
       message = Bytes::copy(message.view());
     }
     inbound_bytes_ += kMessagePrefixSize + message.size();
+    ++messages_in_;
     inbound_.push_back({std::move(message), compressed});
   });
   if (err == Deframer::Error::kMessageTooLarge && !ended_) {
@@ -288,6 +312,7 @@ bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
     return false;
   }
   *ok = true;
+  ++messages_out_;
   OutMessage m{};
   bool compressed = compression_.compress(payload, options.no_compress);
   encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()), compressed);
@@ -384,6 +409,7 @@ void Call::append_status(http2::HeaderList& out) {
 bool Call::decide(Status status, Metadata trailing) {
   if (ended_) return false;
   ended_ = true;
+  if (interceptors_) steady_end_ = std::chrono::steady_clock::now();
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
   URINGRPC_PROBE_GUARDED(rpc_end, this, path_.data(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));
@@ -498,6 +524,8 @@ void Call::maybe_delete() {
   if (stream_ || !handler_done_ || delete_queued_) return;
   delete_queued_ = true;
   shard_.defer([this] {
+    // The one place a call is known to be over: status sent or stream reset, handler gone.
+    if (interceptors_) on_call_end();
     owner_.remove(this);
     delete this;
   });

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 namespace uringrpc::rpc {
 
 class ConnectionCalls;
+class InterceptorChain;
 
 // Read-only settings shared by every call of a server.
 // The options are ServerOptions', without defaults here: server::rpc_config()
@@ -41,6 +43,8 @@ struct RpcConfig {
   uint64_t stalled_stream_timeout_ms;
   MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
   Compression default_compression;  // responses', unless the handler chooses
+  // Server::add_interceptor and the access log; null when there are none (the usual case).
+  const InterceptorChain* interceptors = nullptr;
 };
 
 class Call final : public http2::ResponseBody {
@@ -129,6 +133,10 @@ class Call final : public http2::ResponseBody {
   void destroy_handler();
   void release_admission();
   void maybe_delete();
+  // Interceptors only: the handler wrapped in the before-hooks; and, once the call is over
+  // (from the deferred delete), its CallStats handed to the after-hooks.
+  Task<void> start_intercepted();
+  void on_call_end() noexcept;
   void return_window(size_t message_bytes);
   void charge(size_t n);
   void discharge(size_t n);
@@ -149,6 +157,18 @@ class Call final : public http2::ResponseBody {
   loop::Timer deadline_timer_;
   bool admitted_;
   uint64_t start_ns_ = 0;  // for the rpc_end probe; taken only while a tracer listens
+
+  // What the call did (CallStats; the response bytes are emitted_). Counted always: three
+  // increments are cheaper than a branch on whether anyone looks.
+  uint64_t messages_in_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t messages_out_ = 0;
+  // Interceptors (RpcConfig::interceptors): null without, and then nothing below is touched.
+  const InterceptorChain* interceptors_;
+  size_t interceptors_entered_ = 0;  // before-hooks started, whose after-hooks run
+  std::chrono::system_clock::time_point wall_start_{};
+  std::chrono::steady_clock::time_point steady_start_{};
+  std::chrono::steady_clock::time_point steady_end_{};  // when the final status was decided
 
   // handler
   std::coroutine_handle<> runner_;

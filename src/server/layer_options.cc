@@ -3,6 +3,8 @@
 // fields in include/uringrpc/server.h and in man/uringrpc.7.
 #include "server/layer_options.h"
 
+#include <fcntl.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -161,6 +163,13 @@ void validate(const ServerOptions& o, unsigned shards) {
   }
   check_range("loop.completion_batch_size", o.loop.completion_batch_size, 1, kMaxBatchSize,
               "1 (wake on every completion) to 4096 (the shard ring's size)");
+
+  // ---- access_log: its fd is looked at only when it will be written to.
+  if (o.access_log.enabled && !o.access_log.sink &&
+      (o.access_log.fd < 0 || ::fcntl(o.access_log.fd, F_GETFD) < 0)) {
+    reject("access_log.fd", "an open file descriptor while access_log.enabled is true and access_log.sink is empty",
+           std::to_string(o.access_log.fd));
+  }
 }
 
 }  // namespace uringrpc::server
