@@ -51,6 +51,8 @@ void append_metadata(const Metadata& md, std::vector<std::string>& encoded, http
 // a block never has a smaller count than that bound, so one within this always goes out.
 constexpr size_t kMaxSendHeaderBlock = 64u << 10;
 
+int64_t steady_ns() { return std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1); }
+
 size_t header_list_bytes(const http2::HeaderList& h) {
   size_t n = 0;
   for (const auto& f : h) n += f.name.size() + f.value.size() + 32;
@@ -161,8 +163,10 @@ void Call::start() {
 }
 
 Task<void> Call::start_intercepted() {
-  wall_start_ = std::chrono::system_clock::now();
-  steady_start_ = std::chrono::steady_clock::now();
+  interceptors_entered_ = 0;
+  wall_start_ns_ = std::chrono::system_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+  steady_start_ns_ = steady_ns();
+  steady_end_ns_ = steady_start_ns_;
   return interceptors_->run(ctx_, method_.handler, interceptors_entered_);
 }
 
@@ -170,9 +174,9 @@ void Call::on_call_end() noexcept {
   CallStats stats;
   stats.code = final_.code;
   stats.message = final_.message;
-  stats.start = wall_start_;
-  // decide() ran (every end passes there); the guard is for a clock that went nowhere.
-  stats.duration = steady_end_ > steady_start_ ? steady_end_ - steady_start_ : std::chrono::nanoseconds(0);
+  stats.start = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(wall_start_ns_)));
+  stats.duration = std::chrono::nanoseconds(steady_end_ns_ - steady_start_ns_);  // decide() set the end
   stats.messages_received = messages_in_;
   stats.bytes_received = bytes_in_;
   stats.messages_sent = messages_out_;
@@ -409,7 +413,7 @@ void Call::append_status(http2::HeaderList& out) {
 bool Call::decide(Status status, Metadata trailing) {
   if (ended_) return false;
   ended_ = true;
-  if (interceptors_) steady_end_ = std::chrono::steady_clock::now();
+  if (interceptors_) steady_end_ns_ = steady_ns();
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
   URINGRPC_PROBE_GUARDED(rpc_end, this, path_.data(), static_cast<int>(final_.code), base::probes::since_ns(start_ns_));

@@ -163,12 +163,13 @@ class Call final : public http2::ResponseBody {
   uint64_t messages_in_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t messages_out_ = 0;
-  // Interceptors (RpcConfig::interceptors): null without, and then nothing below is touched.
+  // Interceptors (RpcConfig::interceptors): null without, and then nothing below is touched,
+  // not even initialized (start_intercepted() does that): a call without pays no store.
   const InterceptorChain* interceptors_;
-  size_t interceptors_entered_ = 0;  // before-hooks started, whose after-hooks run
-  std::chrono::system_clock::time_point wall_start_{};
-  std::chrono::steady_clock::time_point steady_start_{};
-  std::chrono::steady_clock::time_point steady_end_{};  // when the final status was decided
+  size_t interceptors_entered_;  // before-hooks started, whose after-hooks run
+  int64_t wall_start_ns_;        // system_clock
+  int64_t steady_start_ns_;      // steady_clock, as steady_end_ns_
+  int64_t steady_end_ns_;        // when the final status was decided (decide())
 
   // handler
   std::coroutine_handle<> runner_;

@@ -79,7 +79,10 @@ TEST(AccessLogLine, TimeHasSixFractionDigits) {
   CallStats stats;
   stats.start = std::chrono::system_clock::time_point(std::chrono::microseconds(999'999));
   EXPECT_EQ(access_log_line("p", "/a/b", std::nullopt, stats).substr(0, 38),
-            "{\"time\":\"1970-01-01T00:00:00.999999Z\"");
+            "{\"time\":\"1970-01-01T00:00:00.999999Z\",");
+  stats.start = std::chrono::system_clock::time_point(std::chrono::microseconds(1'000'005));
+  EXPECT_EQ(access_log_line("p", "/a/b", std::nullopt, stats).substr(0, 38),
+            "{\"time\":\"1970-01-01T00:00:01.000005Z\",");
 }
 
 // The message of the std::invalid_argument that constructing a Server throws, or "".
