@@ -419,6 +419,21 @@ TEST_F(InterceptorE2e, AfterHookSeesAHandlerThatThrew) {
   EXPECT_NE(j_.last_ended().message.find("handler broke"), std::string::npos);
 }
 
+// A stop cancels the calls still running: their after-hooks run before stop() returns.
+TEST_F(InterceptorE2e, AfterHookSeesACallEndedByTheServerStopping) {
+  start({std::make_shared<Recorder>(j_, "r", true)});
+  StreamingCall call(channel_, "/e2e.Icpt/Hang", 10s);
+  ASSERT_TRUE(call.write("one"));
+  ASSERT_TRUE(wait_until([&] { return reads_.load() == 1; }));
+  server_->stop();
+  EXPECT_EQ(j_.ended_count(), 1u);
+  CallResult r = call.finish();
+  EXPECT_EQ(r.code, grpc::StatusCode::UNAVAILABLE) << describe(r);
+  ASSERT_EQ(j_.ended_count(), 1u);
+  EXPECT_EQ(j_.last_ended().stats.code, StatusCode::UNAVAILABLE);
+  EXPECT_EQ(j_.last_ended().stats.messages_received, 1u);
+}
+
 TEST(InterceptorRegistration, NullOrLateInterceptorsAreRefused) {
   uringrpc::Server server(uringrpc::ServerOptions{.shards = 1});
   EXPECT_THROW(server.add_interceptor(nullptr), std::invalid_argument);
