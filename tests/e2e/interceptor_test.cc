@@ -20,6 +20,7 @@
 
 #include "../common/grpc_test_client.h"
 #include "../common/h2_frames.h"
+#include "../common/test_certs.h"
 #include "uringrpc/uringrpc.h"
 
 namespace {
@@ -432,6 +433,50 @@ TEST_F(InterceptorE2e, AfterHookSeesACallEndedByTheServerStopping) {
   ASSERT_EQ(j_.ended_count(), 1u);
   EXPECT_EQ(j_.last_ended().stats.code, StatusCode::UNAVAILABLE);
   EXPECT_EQ(j_.last_ended().stats.messages_received, 1u);
+}
+
+// Authorization by TLS client certificate: the before-hook reads ctx.peer_identity().
+class AllowClientSan : public Interceptor {
+ public:
+  Task<void> before(ServerContext& ctx) override {
+    const uringrpc::PeerIdentity* id = ctx.peer_identity();
+    if (!id) ctx.abort(StatusCode::UNAUTHENTICATED, "no client certificate");
+    if (!id->verified || std::find(id->dns_sans.begin(), id->dns_sans.end(),
+                                   uringrpc::testing::kClientDnsSan) == id->dns_sans.end()) {
+      ctx.abort(StatusCode::PERMISSION_DENIED, "client not allowed");
+    }
+    co_return;
+  }
+};
+
+TEST(InterceptorPeerIdentity, BeforeHookAuthorizesByTheClientCertificate) {
+  using uringrpc::testing::test_pki;
+  uringrpc::Server server(uringrpc::ServerOptions{.shards = 1});
+  server.add_interceptor(std::make_shared<AllowClientSan>());
+  std::atomic<int> runs{0};
+  server.add_method("/e2e.Icpt/Echo", uringrpc::unary([&runs](Bytes req, ServerContext&) -> Task<Bytes> {
+                      runs.fetch_add(1);
+                      co_return req;
+                    }));
+  auto creds = uringrpc::TlsCredentials::from_pem(test_pki().server_chain_pem, test_pki().server_key_pem);
+  creds.client_certificate = uringrpc::ClientCertificate::kRequest;
+  creds.client_ca_pem = test_pki().ca_cert_pem;
+  std::string secure = "127.0.0.1:" + std::to_string(server.add_secure_port("127.0.0.1:0", creds));
+  std::string insecure = "127.0.0.1:" + std::to_string(server.add_insecure_port("127.0.0.1:0"));
+  server.start();
+
+  CallResult with_cert = unary_call(uringrpc::testing::make_mtls_channel(secure, test_pki().ca_cert_pem,
+                                                                         test_pki().client_cert_pem,
+                                                                         test_pki().client_key_pem, "localhost"),
+                                    "/e2e.Icpt/Echo", "hi");
+  EXPECT_TRUE(with_cert.ok()) << describe(with_cert);
+  CallResult no_cert = unary_call(uringrpc::testing::make_tls_channel(secure, test_pki().ca_cert_pem, "localhost"),
+                                  "/e2e.Icpt/Echo", "hi");
+  EXPECT_EQ(no_cert.code, grpc::StatusCode::UNAUTHENTICATED) << describe(no_cert);
+  CallResult plain = unary_call(make_channel(insecure), "/e2e.Icpt/Echo", "hi");
+  EXPECT_EQ(plain.code, grpc::StatusCode::UNAUTHENTICATED) << describe(plain);
+  EXPECT_EQ(runs.load(), 1);
+  server.stop();
 }
 
 TEST(InterceptorRegistration, NullOrLateInterceptorsAreRefused) {
