@@ -61,7 +61,8 @@ class Interceptor {
   // deadline, cancellation, an exception, a before-hook's refusal), after its final status
   // was sent and the handler's frame destroyed. ctx's accessors for what the client sent
   // still work (method, metadata, peer); the call can no longer be changed. An exception
-  // thrown here is logged (warning) and ignored; the other after-hooks still run.
+  // thrown here is logged (the server's first as a warning, later ones at debug level) and
+  // ignored; the other after-hooks still run.
   virtual void after(const ServerContext& ctx, const CallStats& stats);
 };
 

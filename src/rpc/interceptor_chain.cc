@@ -38,11 +38,18 @@ void InterceptorChain::after(const ServerContext& ctx, const CallStats& stats, s
   for (size_t k = entered; k-- > 0;) {
     try {
       interceptors_[k]->after(ctx, stats);
-    } catch (const std::exception& e) {
-      URINGRPC_LOG(base::LogLevel::kWarn, "%s: interceptor %zu's after-hook threw: %s", std::string(ctx.method()).c_str(),
-                   k, e.what());
     } catch (...) {
-      URINGRPC_LOG(base::LogLevel::kWarn, "%s: interceptor %zu's after-hook threw", std::string(ctx.method()).c_str(), k);
+      std::string what = "an exception";
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      const bool first = !warned_.exchange(true, std::memory_order_relaxed);
+      URINGRPC_LOG(first ? base::LogLevel::kWarn : base::LogLevel::kDebug,
+                   "%s: interceptor %zu's after-hook threw: %s%s", std::string(ctx.method()).c_str(), k, what.c_str(),
+                   first ? " (further ones are logged at debug level)" : "");
     }
   }
 }

@@ -3,6 +3,7 @@
 // of the bare handler, and hands it the call's CallStats when the call is over.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -28,6 +29,9 @@ class InterceptorChain {
 
  private:
   std::vector<std::shared_ptr<Interceptor>> interceptors_;
+  // An after-hook that throws once likely throws on every call: the first is a warning,
+  // the rest debug lines (no log line per call at the default level).
+  mutable std::atomic<bool> warned_{false};
 };
 
 }  // namespace uringrpc::rpc
