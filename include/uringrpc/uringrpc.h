@@ -8,6 +8,7 @@
 #include "uringrpc/errors.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/health.h"
+#include "uringrpc/interceptor.h"
 #include "uringrpc/metadata.h"
 #include "uringrpc/notify.h"
 #include "uringrpc/peer_identity.h"

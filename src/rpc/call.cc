@@ -14,6 +14,7 @@
 #include "rpc/base64.h"
 #include "rpc/connection_calls.h"
 #include "rpc/message_limits.h"
+#include "rpc/interceptor_chain.h"
 #include "rpc/metadata_validation.h"
 #include "rpc/percent_encoding.h"
 
@@ -50,6 +51,8 @@ void append_metadata(const Metadata& md, std::vector<std::string>& encoded, http
 // fails the stream; counted as HTTP/2 counts a header list (name + value + 32 per field),
 // a block never has a smaller count than that bound, so one within this always goes out.
 constexpr size_t kMaxSendHeaderBlock = 64u << 10;
+
+int64_t steady_ns() { return std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1); }
 
 size_t header_list_bytes(const http2::HeaderList& h) {
   size_t n = 0;
@@ -118,6 +121,7 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
       ctx_(*this),
       raw_metadata_(std::move(client_metadata)),
       admitted_(admitted),
+      interceptors_(owner.config().interceptors),
       deframer_(owner.config().max_receive_message_size) {
   if (deadline_ms) {
     auto now_ms = loop::TimerWheel::monotonic_now_ms();
@@ -154,10 +158,33 @@ void Call::start() {
   URINGRPC_PROBE(rpc_start, this, path_.data());
   meter_.start(owner_.metrics(), method_.slot);
   Task<void> task = method_.handler.run(ctx_);
+  Task<void> task = interceptors_ ? start_intercepted() : method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
   scheduled_ = runner_;
   shard_.schedule(runner_);
+}
+
+Task<void> Call::start_intercepted() {
+  interceptors_entered_ = 0;
+  wall_start_ns_ = std::chrono::system_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+  steady_start_ns_ = steady_ns();
+  steady_end_ns_ = steady_start_ns_;
+  return interceptors_->run(ctx_, method_.handler, interceptors_entered_);
+}
+
+void Call::on_call_end() noexcept {
+  CallStats stats;
+  stats.code = final_.code;
+  stats.message = final_.message;
+  stats.start = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(wall_start_ns_)));
+  stats.duration = std::chrono::nanoseconds(steady_end_ns_ - steady_start_ns_);  // decide() set the end
+  stats.messages_received = messages_in_;
+  stats.bytes_received = bytes_in_;
+  stats.messages_sent = messages_out_;
+  stats.bytes_sent = emitted_;
+  interceptors_->after(ctx_, stats, interceptors_entered_);
 }
 
 const Metadata& Call::client_metadata() const {
@@ -176,6 +203,7 @@ const PeerIdentity* Call::peer_identity() const { return owner_.session().peer_i
 
 void Call::on_data(const Bytes& chunk) {
   meter_.received_bytes(chunk.size());
+  bytes_in_ += chunk.size();
   if (ended_) {
     owner_.session().consume(*stream_, chunk.size());
     return;
@@ -207,6 +235,7 @@ void Call::on_data(const Bytes& chunk) {
     }
     meter_.received_message();
     inbound_bytes_ += kMessagePrefixSize + message.size();
+    ++messages_in_;
     inbound_.push_back({std::move(message), compressed});
   });
   if (err == Deframer::Error::kMessageTooLarge && !ended_) {
@@ -299,6 +328,7 @@ bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
   }
   *ok = true;
   meter_.sent_message();
+  ++messages_out_;
   OutMessage m{};
   bool compressed = compression_.compress(payload, options.no_compress);
   encode_message_prefix(m.prefix, static_cast<uint32_t>(payload.size()), compressed);
@@ -396,6 +426,7 @@ void Call::append_status(http2::HeaderList& out) {
 bool Call::decide(Status status, Metadata trailing) {
   if (ended_) return false;
   ended_ = true;
+  if (interceptors_) steady_end_ns_ = steady_ns();
   shard_.timers().cancel(deadline_timer_);
   final_ = std::move(status);
   meter_.end(final_.code);
@@ -511,6 +542,8 @@ void Call::maybe_delete() {
   if (stream_ || !handler_done_ || delete_queued_) return;
   delete_queued_ = true;
   shard_.defer([this] {
+    // The one place a call is known to be over: status sent or stream reset, handler gone.
+    if (interceptors_) on_call_end();
     owner_.remove(this);
     delete this;
   });

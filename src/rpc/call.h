@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@
 namespace uringrpc::rpc {
 
 class ConnectionCalls;
+class InterceptorChain;
 
 // Read-only settings shared by every call of a server.
 // The options are ServerOptions', without defaults here: server::rpc_config()
@@ -44,6 +46,8 @@ struct RpcConfig {
   MemoryBudget* budgets = nullptr;  // one per shard, indexed by shard index; null: no budget
   ShardMetrics* metrics = nullptr;  // one per shard, indexed by shard index; null: metrics off
   Compression default_compression;  // responses', unless the handler chooses
+  // Server::add_interceptor and the access log; null when there are none (the usual case).
+  const InterceptorChain* interceptors = nullptr;
 };
 
 class Call final : public http2::ResponseBody {
@@ -136,6 +140,10 @@ class Call final : public http2::ResponseBody {
   void destroy_handler();
   void release_admission();
   void maybe_delete();
+  // Interceptors only: the handler wrapped in the before-hooks; and, once the call is over
+  // (from the deferred delete), its CallStats handed to the after-hooks.
+  Task<void> start_intercepted();
+  void on_call_end() noexcept;
   void return_window(size_t message_bytes);
   void charge(size_t n);
   void discharge(size_t n);
@@ -160,6 +168,19 @@ class Call final : public http2::ResponseBody {
   bool admitted_;
   uint64_t start_ns_ = 0;  // for the rpc_end probe; taken only while a tracer listens
   CallMeter meter_;        // the method's metrics on this shard (ServerOptions::metrics)
+
+  // What the call did (CallStats; the response bytes are emitted_). Counted always: three
+  // increments are cheaper than a branch on whether anyone looks.
+  uint64_t messages_in_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t messages_out_ = 0;
+  // Interceptors (RpcConfig::interceptors): null without, and then nothing below is touched,
+  // not even initialized (start_intercepted() does that): a call without pays no store.
+  const InterceptorChain* interceptors_;
+  size_t interceptors_entered_;  // before-hooks started, whose after-hooks run
+  int64_t wall_start_ns_;        // system_clock
+  int64_t steady_start_ns_;      // steady_clock, as steady_end_ns_
+  int64_t steady_end_ns_;        // when the final status was decided (decide())
 
   // handler
   std::coroutine_handle<> runner_;

@@ -3,6 +3,8 @@
 // fields in include/uringrpc/server.h and in man/uringrpc.7.
 #include "server/layer_options.h"
 
+#include <fcntl.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -177,6 +179,12 @@ void validate(const ServerOptions& o, unsigned shards) {
   if (!o.metrics.listen.empty() && !o.metrics.enabled) {
     reject("metrics.listen", "empty while metrics.enabled is false (an endpoint needs counts to serve)",
            "\"" + o.metrics.listen + "\"");
+  }
+  // ---- access_log: its fd is looked at only when it will be written to.
+  if (o.access_log.enabled && !o.access_log.sink &&
+      (o.access_log.fd < 0 || ::fcntl(o.access_log.fd, F_GETFD) < 0)) {
+    reject("access_log.fd", "an open file descriptor while access_log.enabled is true and access_log.sink is empty",
+           std::to_string(o.access_log.fd));
   }
 }
 

@@ -19,8 +19,10 @@
 #include "loop/listener.h"
 #include "loop/offload_pool.h"
 #include "loop/timer_wheel.h"
+#include "rpc/interceptor_chain.h"
 #include "rpc/method_table.h"
 #include "server/admin_http.h"
+#include "server/access_log.h"
 #include "server/layer_options.h"
 #include "server/metrics_registry.h"
 #include "server/server_shard.h"
@@ -75,6 +77,13 @@ class ServerImpl {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("set_fallback_handler after start()");
     methods_.set_fallback(std::move(handler));
+  }
+
+  void add_interceptor(std::shared_ptr<Interceptor> interceptor) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) throw UsageError("add_interceptor after start()");
+    if (!interceptor) throw std::invalid_argument("add_interceptor: null interceptor");
+    interceptors_.push_back(std::move(interceptor));
   }
 
   void on_stop_begin(std::function<void()> hook) {
@@ -152,6 +161,7 @@ class ServerImpl {
       rpc_.metrics = metrics_->shard_metrics();
     }
     started_ = true;
+    build_interceptor_chain();
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
     ShardSetup setup = ShardSetup::from(options_);
     setup.rpc = &rpc_;
@@ -290,6 +300,17 @@ class ServerImpl {
     return port;
   }
 
+  // The access log first (outermost: it sees the calls other interceptors refuse), then the
+  // user's in the order added. None: the calls see a null chain and skip it in one branch.
+  void build_interceptor_chain() {
+    std::vector<std::shared_ptr<Interceptor>> chain;
+    if (options_.access_log.enabled) chain.push_back(std::make_shared<AccessLog>(options_.access_log));
+    chain.insert(chain.end(), interceptors_.begin(), interceptors_.end());
+    if (chain.empty()) return;
+    interceptor_chain_ = std::make_unique<rpc::InterceptorChain>(std::move(chain));
+    rpc_.interceptors = interceptor_chain_.get();
+  }
+
   // STATUS= for systemd: "serving on 127.0.0.1:50051 (h2c), [::1]:50051 (h2c); 4 shards".
   std::string status_line() const {
     std::string s = "serving on ";
@@ -349,6 +370,9 @@ class ServerImpl {
   std::unique_ptr<MetricsRegistry> metrics_;
   std::unique_ptr<AdminHttp> admin_;
   int admin_port_ = 0;  // kept after the endpoint closes
+  std::vector<std::shared_ptr<Interceptor>> interceptors_;  // add_interceptor, until start()
+  // Before shards_, so destroyed after them: their calls run it until they end.
+  std::unique_ptr<rpc::InterceptorChain> interceptor_chain_;
   // Before shards_, so destroyed after them: a shard's inbox may still hold a probe that
   // points at the notifier's counters.
   std::unique_ptr<SystemdNotifier> notifier_;
@@ -373,6 +397,9 @@ void Server::add_method(std::string path, MethodHandler handler) {
 }
 void Server::set_fallback_handler(MethodHandler handler) { impl_->set_fallback_handler(std::move(handler)); }
 void Server::on_stop_begin(std::function<void()> hook) { impl_->on_stop_begin(std::move(hook)); }
+void Server::add_interceptor(std::shared_ptr<Interceptor> interceptor) {
+  impl_->add_interceptor(std::move(interceptor));
+}
 int Server::add_insecure_port(std::string_view address) { return impl_->add_port(address, {}); }
 int Server::add_secure_port(std::string_view address, const TlsCredentials& credentials) {
   return impl_->add_port(address, server::Tls::from(credentials));

@@ -40,6 +40,7 @@ const std::map<std::string, std::string> kPublicDefinedIn = {
     {"notify.h", "loop/notifier.cc"},
     {"health.h", "services/health_service.cc"},  // on top, like reflection.h
     {"systemd.h", "server/systemd_sockets.cc"},
+    {"interceptor.h", "rpc/interceptor_chain.cc"},
 };
 
 struct Include {
