@@ -19,3 +19,4 @@
 #include "uringrpc/stream.h"
 #include "uringrpc/task.h"
 #include "uringrpc/tls.h"
+#include "uringrpc/wake.h"

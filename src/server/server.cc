@@ -209,6 +209,12 @@ class ServerImpl {
 
  public:
   const ServerOptions& options() const { return options_; }
+  ShardRef shard(unsigned index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) throw UsageError("Server::shard() before start()");
+    if (index >= shards_.size()) throw std::out_of_range("Server::shard(): no shard " + std::to_string(index));
+    return ShardRef(shards_[index]->shard().link());
+  }
 
  private:
   int adopt_locked(int fd, std::shared_ptr<transport::TlsContext> tls, const std::string& what) {
@@ -303,5 +309,7 @@ void Server::stop() { impl_->stop(0); }
 void Server::wait() { impl_->wait(); }
 const ServerOptions& Server::options() const noexcept { return impl_->options(); }
 unsigned Server::shard_count() const noexcept { return impl_->options().shards; }
+ShardRef Server::shard(unsigned index) const { return impl_->shard(index); }
+bool Server::run_on(unsigned index, std::function<void()> fn) const { return shard(index).post(std::move(fn)); }
 
 }  // namespace uringrpc
