@@ -91,6 +91,7 @@ class Wake : public ::testing::Test {
   void destroy_probes() {
     for (auto h : probes_) on_shard([h] { h.destroy(); });
     probes_.clear();
+    closures_.clear();  // with what they captured
   }
   // Waits (bounded) until pred holds; the shard turns meanwhile.
   template <class P>
