@@ -393,12 +393,16 @@ class [[nodiscard("co_await it: from_callback() starts nothing until it is await
 };
 
 // Adapts an API that reports through a callback, without blocking the shard or a thread:
-//   grpc::Status s = co_await uringrpc::from_callback<grpc::Status>(
+//   auto get = uringrpc::from_callback<grpc::Status>(
 //       [&](uringrpc::Completion<grpc::Status> done) {
 //         stub->async()->Get(&call->ctx, &call->req, &call->resp,
 //                            [call, done](grpc::Status st) { done(std::move(st)); });
 //       },
 //       [call] { call->ctx.TryCancel(); });   // optional: the handler's call was cancelled
+//   grpc::Status s = co_await get;
+// g++ 12 destroys twice a lambda that captures a local by copy (`[call]` above) when the
+// lambda is written inside the co_await expression itself: bind the awaitable (or that
+// lambda) to a local first, as here. Lambdas capturing by reference are not affected.
 // `start` runs on the shard inside the co_await, given the Completion; whatever the
 // operation writes into must outlive it (share it with the callback, as `call` above),
 // since a cancelled handler's frame is gone when the callback runs. `on_cancel` runs on the
