@@ -256,7 +256,8 @@ class Server {
   unsigned shard_count() const noexcept;
   // A handle on shard `index` that any thread may keep and post to (uringrpc/wake.h); its
   // posts are refused once the server has stopped. Throws UsageError before start(),
-  // std::out_of_range for an index not below shard_count().
+  // std::out_of_range for an index not below shard_count(). Takes the server's
+  // configuration lock: not from an on_stop_begin hook (keep a ShardRef from before).
   ShardRef shard(unsigned index) const;
   // Any thread: shard(index).post(fn). False (fn dropped) once that shard has stopped.
   bool run_on(unsigned index, std::function<void()> fn) const;
