@@ -314,6 +314,42 @@ soak: $(BUILD)/bin/abuse-server
 	BUILD=$(BUILD) /usr/bin/python3 tests/abuse/soak.py --seconds $(SOAK_SECONDS)
 # ---- end abuse suite
 
+# ---- waking handlers from other threads (uringrpc/wake.h; examples/backend_call, examples/fanout)
+# The examples link gRPC C++ (the backend's callback client), never liburingrpc.a itself.
+# wake-tests: the real gRPC C++ client calls them, with a real gRPC C++ server as backend.
+WAKE_EXAMPLE_OBJS := $(BUILD)/obj/examples/backend_call/frontend_greeter.o $(BUILD)/obj/examples/fanout/fanout.o
+WAKE_TEST_OBJS    := $(patsubst %.cc,$(BUILD)/obj/%.o,$(wildcard tests/wake/*.cc))
+WAKE_GEN_OBJS     := $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb) \
+                     $(BUILD)/obj/gen-reflection-test/helloworld.grpc.pb.o
+$(WAKE_EXAMPLE_OBJS) $(WAKE_TEST_OBJS) $(BUILD)/obj/examples/backend_call/backend_call_server.o \
+  $(BUILD)/obj/examples/fanout/fanout_server.o: CPPFLAGS += -I$(BUILD)/gen -I$(REFLECTION_TEST_GEN)
+$(WAKE_EXAMPLE_OBJS) $(WAKE_TEST_OBJS) $(BUILD)/obj/examples/backend_call/backend_call_server.o \
+  $(BUILD)/obj/examples/fanout/fanout_server.o: | $(SERVICE_HDRS) $(PROTO_SRCS) $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h
+$(BUILD)/tests/wake-tests: $(WAKE_TEST_OBJS) $(WAKE_EXAMPLE_OBJS) $(WAKE_GEN_OBJS) $(COMMON_TEST_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(TEST_LIBS) -o $@
+$(BUILD)/bin/backend-call-example: $(BUILD)/obj/examples/backend_call/backend_call_server.o \
+  $(BUILD)/obj/examples/backend_call/frontend_greeter.o $(WAKE_GEN_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -lprotobuf -o $@
+$(BUILD)/bin/fanout-example: $(BUILD)/obj/examples/fanout/fanout_server.o $(BUILD)/obj/examples/fanout/fanout.o \
+  $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+# `make fanout-bench`: perf/fanout_bench.cc, 1 publisher and 10,000 subscribers on 2 shards.
+.PHONY: fanout-bench
+fanout-bench: $(BUILD)/perf/fanout-bench
+	$(BUILD)/perf/fanout-bench --subscribers 10000 --shards 2
+$(BUILD)/obj/perf/fanout_bench.o: CPPFLAGS += -I$(BUILD)/gen -I$(REFLECTION_TEST_GEN)
+$(BUILD)/obj/perf/fanout_bench.o: | $(SERVICE_HDRS) $(PROTO_SRCS) $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h
+$(BUILD)/perf/fanout-bench: $(BUILD)/obj/perf/fanout_bench.o $(BUILD)/obj/examples/fanout/fanout.o $(WAKE_GEN_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -lprotobuf -o $@
+TEST_BINS += $(BUILD)/tests/wake-tests
+PROGRAMS  += $(BUILD)/bin/backend-call-example $(BUILD)/bin/fanout-example
+all: $(BUILD)/bin/backend-call-example $(BUILD)/bin/fanout-example
+# ---- end waking handlers
+
 test: $(TEST_BINS) $(PROGRAMS)
 	@BUILD=$(BUILD) bash tests/run_all.sh
 

@@ -14,6 +14,7 @@
 #include "uringrpc/compression.h"
 #include "uringrpc/handler.h"
 #include "uringrpc/tls.h"
+#include "uringrpc/wake.h"
 
 namespace google::protobuf {
 class ServiceDescriptor;
@@ -318,6 +319,13 @@ class Server {
 
   const ServerOptions& options() const noexcept;
   unsigned shard_count() const noexcept;
+  // A handle on shard `index` that any thread may keep and post to (uringrpc/wake.h); its
+  // posts are refused once the server has stopped. Throws UsageError before start(),
+  // std::out_of_range for an index not below shard_count(). Takes the server's
+  // configuration lock: not from an on_stop_begin hook (keep a ShardRef from before).
+  ShardRef shard(unsigned index) const;
+  // Any thread: shard(index).post(fn). False (fn dropped) once that shard has stopped.
+  bool run_on(unsigned index, std::function<void()> fn) const;
 
   // The metrics (ServerOptions::metrics) in Prometheus' text exposition format 0.0.4, as
   // GET /metrics serves them. Any thread, after start() (also after stop()). Throws

@@ -20,3 +20,4 @@
 #include "uringrpc/stream.h"
 #include "uringrpc/task.h"
 #include "uringrpc/tls.h"
+#include "uringrpc/wake.h"

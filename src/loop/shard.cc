@@ -23,10 +23,22 @@ Shard::Shard(const ShardConfig& config)
     : config_(config), timers_(TimerWheel::monotonic_now_ms()) {
   event_fd_ = eventfd(0, EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::runtime_error("eventfd failed");
+  link_ = std::make_shared<::uringrpc::detail::ShardLink>();
+  link_->shard = this;
+  link_->index = config.index;
 }
+
+namespace {
+// After this, posts through the link are dropped (uringrpc/wake.h): the loop is over.
+void unlink(::uringrpc::detail::ShardLink& link) {
+  std::lock_guard<std::mutex> lock(link.mu);
+  link.shard = nullptr;
+}
+}  // namespace
 
 Shard::~Shard() {
   if (thread_.joinable()) thread_.join();
+  unlink(*link_);
   // Handlers' leftovers (Bytes in closures) may still point into the buffer ring.
   inbox_.clear();
   deferred_.clear();
@@ -57,6 +69,7 @@ void Shard::start(std::function<void()> on_start) {
     wakeup_.arm();
     on_start();
     loop();
+    unlink(*link_);
     t_current = nullptr;
   });
   made.get();
@@ -83,8 +96,13 @@ void Shard::post(std::function<void()> fn) {
   // stop and offload completions post; never the RPC path. The lock, not the eventfd, is
   // what orders fn's captures before the shard runs it, so ThreadSanitizer sees the
   // hand-off as it is and needs no annotation here.
+  // Only the post that finds the inbox empty writes: a non-empty inbox already has a write
+  // that run_inbox() has not consumed (it empties the inbox under this lock), so a burst of
+  // posts (a publisher waking thousands of handlers, uringrpc/wake.h) costs one write.
   std::lock_guard<std::mutex> lock(inbox_mu_);
+  bool was_empty = inbox_.empty();
   inbox_.push_back(std::move(fn));
+  if (!was_empty) return;
   uint64_t one = 1;
   ssize_t n = ::write(event_fd_, &one, sizeof one);
   (void)n;

@@ -19,6 +19,21 @@
 #include "loop/timer_wheel.h"
 
 namespace uringrpc::loop {
+class Shard;
+}
+
+namespace uringrpc::detail {
+// What outlives a Shard for the threads that post to it through uringrpc/wake.h (ShardRef,
+// Event, Promise, Channel): `shard` is null once the shard's loop has ended, and post()
+// through the link takes `mu`, so no post can reach a destroyed shard.
+struct ShardLink {
+  std::mutex mu;
+  loop::Shard* shard = nullptr;
+  unsigned index = 0;
+};
+}  // namespace uringrpc::detail
+
+namespace uringrpc::loop {
 
 class OffloadPool;
 
@@ -90,6 +105,8 @@ class Shard {
   // --- any thread
   // Runs fn on the shard's thread in a coming loop turn.
   void post(std::function<void()> fn);
+  // For uringrpc/wake.h: posting through the link is safe after the shard is gone.
+  const std::shared_ptr<::uringrpc::detail::ShardLink>& link() const noexcept { return link_; }
 
  private:
   class InboxWakeup final : public Completion {
@@ -127,6 +144,7 @@ class Shard {
   std::vector<std::function<void()>> inbox_;
   std::vector<std::function<void()>> inbox_running_;
 
+  std::shared_ptr<::uringrpc::detail::ShardLink> link_;
   std::thread thread_;
 };
 

@@ -243,6 +243,12 @@ class ServerImpl {
 
  public:
   const ServerOptions& options() const { return options_; }
+  ShardRef shard(unsigned index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) throw UsageError("Server::shard() before start()");
+    if (index >= shards_.size()) throw std::out_of_range("Server::shard(): no shard " + std::to_string(index));
+    return ShardRef(shards_[index]->shard().link());
+  }
 
   // Builds every new context first, then installs them all: either every secure port takes
   // its new credentials or none does. Installing is safe against shards accepting and
@@ -424,5 +430,7 @@ const ServerOptions& Server::options() const noexcept { return impl_->options();
 unsigned Server::shard_count() const noexcept { return impl_->options().shards; }
 std::string Server::metrics_text() const { return impl_->metrics_text(); }
 int Server::metrics_port() const noexcept { return impl_->metrics_port(); }
+ShardRef Server::shard(unsigned index) const { return impl_->shard(index); }
+bool Server::run_on(unsigned index, std::function<void()> fn) const { return shard(index).post(std::move(fn)); }
 
 }  // namespace uringrpc

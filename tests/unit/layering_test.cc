@@ -38,6 +38,7 @@ const std::map<std::string, std::string> kPublicDefinedIn = {
     {"server.h", "server/server.cc"},
     {"reflection.h", "services/reflection_service.cc"},  // on top: no layer may include it
     {"notify.h", "loop/notifier.cc"},
+    {"wake.h", "loop/wake.cc"},  // ShardRef, Event, Promise, Channel, from_callback
     {"health.h", "services/health_service.cc"},  // on top, like reflection.h
     {"systemd.h", "server/systemd_sockets.cc"},
     {"interceptor.h", "rpc/interceptor_chain.cc"},
