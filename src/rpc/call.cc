@@ -157,7 +157,6 @@ void Call::start() {
   if (URINGRPC_PROBE_ENABLED(rpc_end)) start_ns_ = base::probes::now_ns();
   URINGRPC_PROBE(rpc_start, this, path_.data());
   meter_.start(owner_.metrics(), method_.slot);
-  Task<void> task = method_.handler.run(ctx_);
   Task<void> task = interceptors_ ? start_intercepted() : method_.handler.run(ctx_);
   Runner r = run(std::move(task));
   runner_ = r.h;
