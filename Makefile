@@ -351,7 +351,7 @@ all: $(BUILD)/bin/backend-call-example $(BUILD)/bin/fanout-example
 # ---- end waking handlers
 
 test: $(TEST_BINS) $(PROGRAMS)
-	@BUILD=$(BUILD) bash tests/run_all.sh
+	@BUILD=$(BUILD) SANITIZED=$(SANITIZE) bash tests/run_all.sh
 
 # ---- systemd (tests/systemd, tests/e2e/systemd_test.py)
 # systemd-test-server: a server whose shard can be blocked on purpose, for the watchdog
