@@ -371,7 +371,7 @@ $(SYSTEMD_TEST_SERVER): $(BUILD)/obj/tests/systemd/systemd_test_server.o $(LIB)
 .PHONY: tsan tsan-run
 tsan:
 	$(MAKE) TSAN=1 tsan-run
-tsan-run: $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
+tsan-run: $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests $(BUILD)/tests/wake-tests
 	@BUILD=$(BUILD) bash tests/tsan.sh
 # ---- end ThreadSanitizer
 
