@@ -88,6 +88,12 @@ $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
+# Test code (tests/) is compiled for build time, not run time: at -O0 with line tables only
+# it compiles in about half the time (a fifth under ASan+UBSan), and CI builds it twice.
+# The library, the programs and the examples under test keep CXXFLAGS as they are.
+TEST_OPT_FLAGS ?= -O0 -g1
+$(BUILD)/obj/tests/%.o: CXXFLAGS += $(TEST_OPT_FLAGS)
+
 $(BUILD)/gen/%.pb.cc $(BUILD)/gen/%.pb.h: proto/%.proto | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	protoc -Iproto --cpp_out=$(BUILD)/gen $<
