@@ -147,11 +147,13 @@ class FutureState final : public WakeState {
   enum : int { kEmpty, kWriting, kReady };
   using Result = std::variant<std::monostate, ValueOf<T>, std::exception_ptr>;
 
-  // Any thread. False if already completed.
-  bool complete(Result result) {
+  // Any thread. False if already completed. Emplaces in place: assigning a whole variant
+  // trips g++ 12's -Wmaybe-uninitialized at -O2 for some T (grpc::Status under TSan).
+  template <size_t I, class... A>
+  bool complete(std::in_place_index_t<I>, A&&... args) {
     int expected = kEmpty;
     if (!stage_.compare_exchange_strong(expected, kWriting, std::memory_order_acquire)) return false;
-    result_ = std::move(result);
+    result_.template emplace<I>(std::forward<A>(args)...);
     stage_.store(kReady, std::memory_order_release);
     request_wake();
     return true;
@@ -275,17 +277,16 @@ class Promise {
   // Any thread. Return false (and drop the value) if the promise was fulfilled already.
   // Safe after the awaiting call was cancelled or the server stopped: the value is dropped.
   bool set_value(detail::ValueOf<T> value) requires(!std::is_void_v<T>) {
-    return live().complete(Result(std::in_place_index<1>, std::move(value)));
+    return live().complete(std::in_place_index<1>, std::move(value));
   }
   bool set_value() requires std::is_void_v<T> {
-    return live().complete(Result(std::in_place_index<1>));
+    return live().complete(std::in_place_index<1>);
   }
   bool set_exception(std::exception_ptr error) {
-    return live().complete(Result(std::in_place_index<2>, std::move(error)));
+    return live().complete(std::in_place_index<2>, std::move(error));
   }
 
  private:
-  using Result = typename detail::FutureState<T>::Result;
   detail::FutureState<T>& live() {
     if (!state_) detail::throw_usage("uringrpc::Promise used after being moved from");
     return *state_;
@@ -293,7 +294,7 @@ class Promise {
   void abandon() noexcept {
     if (state_ && !state_->ready()) {
       try {
-        state_->complete(Result(std::in_place_index<2>, std::make_exception_ptr(BrokenPromise())));
+        state_->complete(std::in_place_index<2>, std::make_exception_ptr(BrokenPromise()));
       } catch (...) {  // out of memory: the waiter stays suspended until its call ends
       }
     }
