@@ -413,7 +413,12 @@ TEST_F(Wake, ChannelOfACancelledReceivingHandlerIsClosedForItsSenders) {
     seen.resumes++;
   });
   std::thread([&] { EXPECT_TRUE(sender->try_send(7)); }).join();
-  ASSERT_TRUE(eventually([&] { return seen.text == "7"; }));
+  // The text is the shard's: read it there (the handler appends while this thread polls).
+  ASSERT_TRUE(eventually([&] {
+    std::string text;
+    on_shard([&] { text = seen.text; });
+    return text == "7";
+  }));
   EXPECT_FALSE(sender->closed()) << "open while its handler waits in receive()";
   destroy_probes();  // what a cancelled RPC does to its handler's frame
   EXPECT_TRUE(sender->closed());
