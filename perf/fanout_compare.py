@@ -162,20 +162,23 @@ def main():
                f"{load0[0]:.2f} at start, {load1[0]:.2f} at end. Command: "
                f"`{' '.join(shlex.quote(a) for a in sys.argv)}`. Servers on CPUs {args.server_cpus}, "
                f"the client on CPUs {args.client_cpus}: on a 2-core machine they share both cores.\n")
-    out.append("| phase | server | messages/s | p50 ms | p99 ms | max ms | server CPU µs/msg | server cores busy | "
+    out.append("| phase | server | messages/s | p50 ms | p99 ms | max ms | from request p50 / p99 / max ms | "
+               "last publish ms | server CPU µs/msg | server cores busy | "
                "client CPU µs/msg | server RSS MiB (subscribed → end) | KiB per subscriber | failures |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for p in phases:
         pname = p.split(":")[0]
         for n in names:
             rs = [res[1].get(pname) for res in rows[n]]
             rs = [x for x in rs if x]
             if not rs:
-                out.append(f"| {pname} | {n} | no result | | | | | | | | | |")
+                out.append(f"| {pname} | {n} | no result | | | | | | | | | | | |")
                 continue
             tput, us, p50, p99, mx = (med([x[k] for x in rs]) for k in
                                        ("msgs_per_s", "server_us_per_msg", "p50_us", "p99_us", "max_us"))
             cores = med([x["server_cores"] for x in rs])
+            a50, a99, amx = (med([x[k] for x in rs]) for k in ("asked_p50_us", "asked_p99_us", "asked_max_us"))
+            pub = med([re.search(r"publish_ms (\d+)", x["stats"]).group(1) for x in rs])
             cus = med([x["client_us_per_msg"] for x in rs])
             rss0 = med([res[0].get("server_rss_kib", 0) for res in rows[n]])
             rss1 = med([x["server_rss_kib"] for x in rs])
@@ -185,14 +188,18 @@ def main():
             fails += sum(res[3] != 0 for res in rows[n])
             out.append(f"| {pname} | {n} | {fmt(tput[0])} ({fmt(tput[1])}–{fmt(tput[2])}) | {p50[0] / 1000:.1f} | "
                        f"{p99[0] / 1000:.1f} ({p99[1] / 1000:.1f}–{p99[2] / 1000:.1f}) | {mx[0] / 1000:.1f} | "
+                       f"{a50[0] / 1000:.1f} / {a99[0] / 1000:.1f} / {amx[0] / 1000:.1f} | {pub[0]:,.0f} | "
                        f"{us[0]:.2f} ({us[1]:.2f}–{us[2]:.2f}) | {cores[0]:.2f} | {cus[0]:.2f} | "
                        f"{rss0[0] / 1024:.0f} → {rss1[0] / 1024:.0f} | {kps[0]:.1f} | {fails} |")
     if inproc:
         t, p50, p99, mx = (med([x.get(k, "nan") for x in inproc]) for k in ("msgs_per_s", "p50_us", "p99_us", "max_us"))
         out.append(f"| {first[0]} | ours in one process (fanout-bench) | {fmt(t[0])} ({fmt(t[1])}–{fmt(t[2])}) | "
-                   f"{p50[0] / 1000:.1f} | {p99[0] / 1000:.1f} | {mx[0] / 1000:.1f} | | | | | | |")
+                   f"{p50[0] / 1000:.1f} | {p99[0] / 1000:.1f} | {mx[0] / 1000:.1f} | | | | | | | | |")
     out.append("\nMedians over rounds (min–max in brackets). A phase `NAME:MESSAGES:BURST:INTERVAL_US`: "
-               + ", ".join(f"`{p}`" for p in phases) + ". failures: rounds with a message missing, a stall, "
+               + ", ".join(f"`{p}`" for p in phases) + ". p50/p99/max: from the server's CLOCK_MONOTONIC stamp "
+               "when its publisher queued the message to the client's read; from request: from the client's "
+               "`publish` command (plus i × interval for the i-th message of a fixed-rate job); last publish: "
+               "how long the server's publisher took over its last job. failures: rounds with a message missing, a stall, "
                "a disconnected subscriber or a client exiting non-zero.\n")
     out.append("## Raw output\n\n```")
     out.extend(log)

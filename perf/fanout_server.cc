@@ -5,12 +5,14 @@
 // HelloRequest.name (the reply's message is the answer):
 //   "publish N U"  the publisher publishes N messages, one every U µs (0: back to back); each
 //                  is "m <seq> <CLOCK_MONOTONIC ns when published>"; answered at once
-//   "stats"        "subscribers S dropped D disconnected X"
+//   "stats"        "subscribers S dropped D disconnected X publish_ms T": T is how long the
+//                  publisher took over its last "publish" (every subscriber's queue filled)
 //   "close"        the publisher ends every subscription (each gets what is queued, then OK)
 // Usage: fanout-server [--port N] [--shards K] [--queue N] [--policy drop-oldest|disconnect]
 // Prints "listening on PORT"; serves until stdin closes.
 #include <time.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -52,6 +54,7 @@ class Publisher {
     }
     cv_.notify_one();
   }
+  uint64_t last_job_ms() const { return last_job_ms_.load(std::memory_order_relaxed); }
 
  private:
   struct Job {
@@ -78,11 +81,14 @@ class Publisher {
         hub_.publish(std::make_shared<const std::string>("m " + std::to_string(seq_++) + " " +
                                                          std::to_string(monotonic_ns())));
       }
+      last_job_ms_.store(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - start).count()), std::memory_order_relaxed);
     }
   }
 
   example::Hub& hub_;
   uint64_t seq_ = 0;  // publisher thread only
+  std::atomic<uint64_t> last_job_ms_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> jobs_;
@@ -108,7 +114,8 @@ class BenchFanoutService : public example::FanoutService {
       reply.set_message("ok");
     } else if (command == "stats") {
       reply.set_message("subscribers " + std::to_string(hub_.subscribers()) + " dropped " +
-                        std::to_string(hub_.dropped()) + " disconnected " + std::to_string(hub_.disconnected()));
+                        std::to_string(hub_.dropped()) + " disconnected " + std::to_string(hub_.disconnected()) +
+                        " publish_ms " + std::to_string(publisher_.last_job_ms()));
     } else {
       ctx.abort(uringrpc::StatusCode::INVALID_ARGUMENT, "commands: publish N U, stats, close");
     }

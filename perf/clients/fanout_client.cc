@@ -44,12 +44,18 @@ int64_t monotonic_ns() {
 }
 
 std::atomic<uint64_t> g_delivered{0};
+// Per sequence number: when this client asked for the message to be published (the time of
+// its "publish" command, plus i × the interval for the i-th of the job). Latency from here
+// includes the server's publisher scheduling, which the server's own stamp leaves out.
+std::unique_ptr<std::atomic<int64_t>[]> g_asked_ns;
+uint64_t g_asked_size = 0;
 std::atomic<uint64_t> g_finished{0};
 
 class Sub final : public grpc::ClientReadReactor<helloworld::HelloReply> {
  public:
   Sub(helloworld::Greeter::Stub& stub, size_t expected) {
     latencies_us_.reserve(expected);
+    asked_us_.reserve(expected);
     stub.async()->SayHelloStream(&ctx_, &req_, this);
     StartRead(&reply_);
     StartCall();
@@ -64,6 +70,8 @@ class Sub final : public grpc::ClientReadReactor<helloworld::HelloReply> {
     {
       std::lock_guard<std::mutex> lock(mu_);
       latencies_us_.push_back(static_cast<uint32_t>(std::max<int64_t>(0, now - sent) / 1000));
+      int64_t asked = seq < g_asked_size ? g_asked_ns[seq].load(std::memory_order_acquire) : 0;
+      asked_us_.push_back(static_cast<uint32_t>(std::max<int64_t>(0, asked ? now - asked : 0) / 1000));
       if (seq != next_seq_) ++gaps_;
       next_seq_ = seq + 1;
       ++received_;
@@ -79,11 +87,13 @@ class Sub final : public grpc::ClientReadReactor<helloworld::HelloReply> {
     }
     g_finished.fetch_add(1);
   }
-  // Moves this phase's latencies into out.
-  void take_latencies(std::vector<uint32_t>& out) {
+  // Moves this phase's latencies (from the server's stamp, from the request) into out.
+  void take_latencies(std::vector<uint32_t>& out, std::vector<uint32_t>& asked) {
     std::lock_guard<std::mutex> lock(mu_);
     out.insert(out.end(), latencies_us_.begin(), latencies_us_.end());
+    asked.insert(asked.end(), asked_us_.begin(), asked_us_.end());
     latencies_us_.clear();
+    asked_us_.clear();
   }
   uint64_t received() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,7 +117,7 @@ class Sub final : public grpc::ClientReadReactor<helloworld::HelloReply> {
   helloworld::HelloRequest req_;
   helloworld::HelloReply reply_;
   std::mutex mu_;  // this reactor's callbacks against the main thread's reads
-  std::vector<uint32_t> latencies_us_;
+  std::vector<uint32_t> latencies_us_, asked_us_;
   uint64_t next_seq_ = 0, received_ = 0, gaps_ = 0;
   bool done_ = false, ok_ = false;
 };
@@ -227,6 +237,8 @@ int main(int argc, char** argv) {
   }
   uint64_t total_messages = 0;
   for (auto& p : phases) total_messages += p.messages;
+  g_asked_size = total_messages;
+  g_asked_ns = std::make_unique<std::atomic<int64_t>[]>(total_messages);
   ProcSample idle = sample(server_pid);
   auto t_subscribe = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Sub>> subs;
@@ -256,7 +268,7 @@ int main(int argc, char** argv) {
   };
   uint64_t sent = 0;
   bool stalled = false;
-  std::vector<uint32_t> all;
+  std::vector<uint32_t> all, asked;
   for (auto& p : phases) {
     if (stalled) break;
     uint64_t delivered0 = g_delivered.load();
@@ -266,6 +278,10 @@ int main(int argc, char** argv) {
     for (uint64_t m = 0; m < p.messages && !stalled; m += p.burst) {
       stalled = !wait_for([&] { return all_have(sent); }, std::chrono::seconds(60));
       uint64_t n = std::min(p.burst, p.messages - m);
+      int64_t asked_at = monotonic_ns();
+      for (uint64_t i = 0; i < n; ++i) {
+        g_asked_ns[sent + i].store(asked_at + static_cast<int64_t>(i * p.interval_us * 1000), std::memory_order_release);
+      }
       command("publish " + std::to_string(n) + " " + std::to_string(p.interval_us));
       sent += n;
     }
@@ -275,18 +291,24 @@ int main(int argc, char** argv) {
     double client_cpu = self_cpu_s() - c0;
     uint64_t delivered = g_delivered.load() - delivered0;
     all.clear();
-    for (auto& s : subs) s->take_latencies(all);
+    asked.clear();
+    for (auto& s : subs) s->take_latencies(all, asked);
     std::sort(all.begin(), all.end());
-    auto pct = [&](double q) { return all.empty() ? 0u : all[std::min(all.size() - 1, static_cast<size_t>(q * all.size()))]; };
+    std::sort(asked.begin(), asked.end());
+    auto pct_of = [](const std::vector<uint32_t>& v, double q) {
+      return v.empty() ? 0u : v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
+    };
+    auto pct = [&](double q) { return pct_of(all, q); };
     double server_cpu = s1.cpu_s - s0.cpu_s;
     std::printf("result phase=%s messages=%llu burst=%llu interval_us=%llu delivered=%llu expected=%llu seconds=%.3f "
-                "msgs_per_s=%.0f p50_us=%u p99_us=%u max_us=%u server_cpu_s=%.2f server_us_per_msg=%.3f "
+                "msgs_per_s=%.0f p50_us=%u p99_us=%u max_us=%u asked_p50_us=%u asked_p99_us=%u asked_max_us=%u server_cpu_s=%.2f server_us_per_msg=%.3f "
                 "server_cores=%.2f server_rss_kib=%ld server_hwm_kib=%ld client_cpu_s=%.2f client_us_per_msg=%.3f "
                 "stats=\"%s\" stalled=%d\n",
                 p.name.c_str(), static_cast<unsigned long long>(p.messages), static_cast<unsigned long long>(p.burst),
                 static_cast<unsigned long long>(p.interval_us), static_cast<unsigned long long>(delivered),
                 static_cast<unsigned long long>(p.messages * subscribers), seconds,
                 static_cast<double>(delivered) / seconds, pct(0.50), pct(0.99), all.empty() ? 0u : all.back(),
+                pct_of(asked, 0.50), pct_of(asked, 0.99), asked.empty() ? 0u : asked.back(),
                 server_cpu, delivered ? server_cpu * 1e6 / static_cast<double>(delivered) : 0.0, server_cpu / seconds,
                 s1.rss_kib, s1.hwm_kib, client_cpu,
                 delivered ? client_cpu * 1e6 / static_cast<double>(delivered) : 0.0, command("stats").c_str(),

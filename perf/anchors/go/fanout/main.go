@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -108,10 +109,14 @@ func (h *hub) closeAll() {
 	}
 }
 
+// How long the publisher took over its last "publish" job, in ms.
+var lastJobMs int64
+
 func (h *hub) stats() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return fmt.Sprintf("subscribers %d dropped %d disconnected %d", len(h.subs), h.dropped, h.disconnected)
+	return fmt.Sprintf("subscribers %d dropped %d disconnected %d publish_ms %d", len(h.subs), h.dropped,
+		h.disconnected, atomic.LoadInt64(&lastJobMs))
 }
 
 // A publisher job: count messages, one every interval; count 0 closes every subscription.
@@ -145,6 +150,7 @@ func publisher(h *hub, jobs <-chan job) {
 			seq++
 			h.publish(&m)
 		}
+		atomic.StoreInt64(&lastJobMs, time.Since(start).Milliseconds())
 	}
 }
 
