@@ -587,14 +587,16 @@ $(BUILD)/perf/grpc-go-server: perf/anchors/go/main.go $(PERF_GO_PKG)/test_grpc.p
 -include $(wildcard $(BUILD)/gen/*.uringrpc.d)
 
 # ---- fan-out against grpc-go (issue 15)
-# `make fanout-compare`: our fanout-server and grpc-go's, the same fanout-client in its own
-# process, interleaved rounds (perf/fanout_compare.py; FANOUT_COMPARE_ARGS adds its flags).
+# `make fanout-compare`: checks that our fanout-server and grpc-go's apply the same
+# slow-subscriber policy, then loads both with the same fanout-client in its own process,
+# interleaved rounds (perf/fanout_compare.py; FANOUT_COMPARE_ARGS adds its flags).
 # The Go side is built offline from Debian's packages (perf/install-deps), GOPATH mode.
 FANOUT_GO_PKG := $(PERF_GEN)/go/src/uringrpc/helloworldpb
 FANOUT_GO_MAP := Mhelloworld.proto=uringrpc/helloworldpb
 FANOUT_COMPARE_ARGS ?=
 .PHONY: fanout-compare fanout-compare-build
 fanout-compare: fanout-compare-build
+	/usr/bin/python3 perf/fanout_policy_check.py --build $(BUILD)
 	/usr/bin/python3 perf/fanout_compare.py --build $(BUILD) $(FANOUT_COMPARE_ARGS)
 fanout-compare-build: $(BUILD)/perf/fanout-server $(BUILD)/perf/fanout-client $(BUILD)/perf/grpc-go-fanout-server \
   $(BUILD)/perf/fanout-bench
