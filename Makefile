@@ -591,3 +591,38 @@ $(BUILD)/perf/grpc-go-server: perf/anchors/go/main.go $(PERF_GO_PKG)/test_grpc.p
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(wildcard $(BUILD)/gen/*.uringrpc.d)
+
+# ---- fan-out against grpc-go (issue 15)
+# `make fanout-compare`: checks that our fanout-server and grpc-go's apply the same
+# slow-subscriber policy, then loads both with the same fanout-client in its own process,
+# interleaved rounds (perf/fanout_compare.py; FANOUT_COMPARE_ARGS adds its flags).
+# The Go side is built offline from Debian's packages (perf/install-deps), GOPATH mode.
+FANOUT_GO_PKG := $(PERF_GEN)/go/src/uringrpc/helloworldpb
+FANOUT_GO_MAP := Mhelloworld.proto=uringrpc/helloworldpb
+FANOUT_COMPARE_ARGS ?=
+.PHONY: fanout-compare fanout-compare-build
+fanout-compare: fanout-compare-build
+	/usr/bin/python3 perf/fanout_policy_check.py --build $(BUILD)
+	/usr/bin/python3 perf/fanout_compare.py --build $(BUILD) $(FANOUT_COMPARE_ARGS)
+fanout-compare-build: $(BUILD)/perf/fanout-server $(BUILD)/perf/fanout-client $(BUILD)/perf/grpc-go-fanout-server \
+  $(BUILD)/perf/fanout-bench
+$(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/perf/clients/fanout_client.o: CPPFLAGS += -I$(BUILD)/gen -I$(REFLECTION_TEST_GEN)
+$(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/perf/clients/fanout_client.o: \
+  | $(SERVICE_HDRS) $(PROTO_SRCS) $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h
+$(BUILD)/perf/fanout-server: $(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/examples/fanout/fanout.o \
+  $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+$(BUILD)/perf/fanout-client: $(BUILD)/obj/perf/clients/fanout_client.o $(BUILD)/obj/gen/helloworld.pb.o \
+  $(BUILD)/obj/gen-reflection-test/helloworld.grpc.pb.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_LIBS) -lprotobuf -o $@
+$(FANOUT_GO_PKG)/helloworld_grpc.pb.go: proto/helloworld.proto | $(PERF_DEPS_STAMP)
+	@mkdir -p $(PERF_GEN)/go/src
+	protoc -Iproto --go_out=$(FANOUT_GO_MAP):$(PERF_GEN)/go/src --go-grpc_out=$(FANOUT_GO_MAP):$(PERF_GEN)/go/src \
+	  helloworld.proto
+$(BUILD)/perf/grpc-go-fanout-server: perf/anchors/go/fanout/main.go $(FANOUT_GO_PKG)/helloworld_grpc.pb.go \
+  $(PERF_DEPS_STAMP)
+	@mkdir -p $(@D)
+	cd perf/anchors/go/fanout && $(PERF_GO_ENV) go build -o $(abspath $@) .
+# ---- end fan-out against grpc-go
