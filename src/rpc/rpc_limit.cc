@@ -1,0 +1,80 @@
+// The server-wide RPC limit's credits: a pool written once per batch, a spare per shard
+// written by its shard, and taking from a sibling's spare only when both are empty.
+// Relaxed atomics throughout: the counts order no other memory, and each counter's own
+// modification order is all the conservation of credits needs.
+#include "rpc/rpc_limit.h"
+
+#include <algorithm>
+
+namespace uringrpc::rpc {
+
+RpcLimit::RpcLimit(size_t limit, unsigned shards, size_t batch)
+    : pool_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
+      limit_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
+      batch_(static_cast<int64_t>(std::max<size_t>(batch, 1))),
+      shards_(std::max(shards, 1u)),
+      spares_(std::make_unique<Spare[]>(shards_)) {}
+
+bool RpcLimit::take_one(std::atomic<int64_t>& spare) noexcept {
+  int64_t v = spare.load(std::memory_order_relaxed);
+  while (v > 0) {
+    if (spare.compare_exchange_weak(v, v - 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+bool RpcLimit::admit(unsigned shard) noexcept {
+  if (take_one(spares_[shard].n)) return true;  // the common case: this shard's line only
+  return refill(shard);
+}
+
+bool RpcLimit::refill(unsigned shard) noexcept {
+  // A refusal needs an empty pool that stayed unchanged while the siblings were looked at:
+  // otherwise a credit given back to the pool meanwhile could be missed. Each retry means
+  // another shard moved a batch, so a few are enough; after them the call is refused.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t p = pool_.load(std::memory_order_relaxed);
+    while (count_of(p) > 0) {
+      const uint64_t take = std::min<uint64_t>(count_of(p), static_cast<uint64_t>(batch_));
+      if (pool_.compare_exchange_weak(p, with_count(p, count_of(p) - take), std::memory_order_relaxed)) {
+        // One for this call, the rest into this shard's spare.
+        if (take > 1) spares_[shard].n.fetch_add(static_cast<int64_t>(take - 1), std::memory_order_relaxed);
+        return true;
+      }
+    }
+    // At the limit, or credits idle in other shards' spares: take one from a sibling.
+    for (unsigned k = 1; k < shards_; ++k) {
+      if (take_one(spares_[(shard + k) % shards_].n)) return true;
+    }
+    if (pool_.load(std::memory_order_relaxed) == p) return false;
+  }
+  return false;
+}
+
+void RpcLimit::release(unsigned shard) noexcept {
+  auto& spare = spares_[shard].n;
+  int64_t v = spare.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Holding two batches: give one back, so idle credits do not pile up on one shard.
+  while (v >= 2 * batch_) {
+    if (spare.compare_exchange_weak(v, v - batch_, std::memory_order_relaxed)) {
+      give_back(static_cast<uint64_t>(batch_));
+      return;
+    }
+  }
+}
+
+void RpcLimit::give_back(uint64_t n) noexcept {
+  uint64_t p = pool_.load(std::memory_order_relaxed);
+  while (!pool_.compare_exchange_weak(p, with_count(p, count_of(p) + n), std::memory_order_relaxed)) {
+  }
+}
+
+size_t RpcLimit::in_use() const noexcept {
+  uint64_t free = count_of(pool_.load(std::memory_order_relaxed));
+  for (unsigned i = 0; i < shards_; ++i) {
+    free += static_cast<uint64_t>(std::max<int64_t>(spares_[i].n.load(std::memory_order_relaxed), 0));
+  }
+  return free >= limit_ ? 0 : limit_ - free;
+}
+
+}  // namespace uringrpc::rpc
