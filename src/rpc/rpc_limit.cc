@@ -9,11 +9,11 @@
 namespace uringrpc::rpc {
 
 RpcLimit::RpcLimit(size_t limit, unsigned shards, size_t batch)
-    : pool_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
-      limit_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
+    : limit_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
       batch_(static_cast<int64_t>(std::max<size_t>(batch, 1))),
       shards_(std::max(shards, 1u)),
-      spares_(std::make_unique<Spare[]>(shards_)) {}
+      spares_(std::make_unique<Spare[]>(shards_)),
+      pool_(limit_) {}
 
 bool RpcLimit::take_one(std::atomic<int64_t>& spare) noexcept {
   int64_t v = spare.load(std::memory_order_relaxed);

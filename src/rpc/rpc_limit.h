@@ -64,11 +64,12 @@ class RpcLimit {
   bool refill(unsigned shard) noexcept;
   void give_back(uint64_t n) noexcept;
 
-  alignas(64) std::atomic<uint64_t> pool_;
+  // Read on every admit: kept off the pool's line, which other shards write.
   const size_t limit_;
   const int64_t batch_;
   const unsigned shards_;
   std::unique_ptr<Spare[]> spares_;
+  alignas(64) std::atomic<uint64_t> pool_;  // on a line of its own (the class is 64-aligned)
 };
 
 }  // namespace uringrpc::rpc
