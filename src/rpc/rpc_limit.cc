@@ -15,19 +15,6 @@ RpcLimit::RpcLimit(size_t limit, unsigned shards, size_t batch)
       spares_(std::make_unique<Spare[]>(shards_)),
       pool_(limit_) {}
 
-bool RpcLimit::take_one(std::atomic<int64_t>& spare) noexcept {
-  int64_t v = spare.load(std::memory_order_relaxed);
-  while (v > 0) {
-    if (spare.compare_exchange_weak(v, v - 1, std::memory_order_relaxed)) return true;
-  }
-  return false;
-}
-
-bool RpcLimit::admit(unsigned shard) noexcept {
-  if (take_one(spares_[shard].n)) return true;  // the common case: this shard's line only
-  return refill(shard);
-}
-
 bool RpcLimit::refill(unsigned shard) noexcept {
   // A refusal needs an empty pool that stayed unchanged while the siblings were looked at:
   // otherwise a credit given back to the pool meanwhile could be missed. Each retry means
@@ -51,21 +38,17 @@ bool RpcLimit::refill(unsigned shard) noexcept {
   return false;
 }
 
-void RpcLimit::release(unsigned shard) noexcept {
-  auto& spare = spares_[shard].n;
-  int64_t v = spare.fetch_add(1, std::memory_order_relaxed) + 1;
-  // Holding two batches: give one back, so idle credits do not pile up on one shard.
+void RpcLimit::give_back_batch(std::atomic<int64_t>& spare, int64_t v) noexcept {
+  // Holding two batches: give one back, so idle credits do not pile up on one shard. (A
+  // sibling may have taken some meanwhile: then v is below the mark and nothing goes.)
   while (v >= 2 * batch_) {
     if (spare.compare_exchange_weak(v, v - batch_, std::memory_order_relaxed)) {
-      give_back(static_cast<uint64_t>(batch_));
+      uint64_t p = pool_.load(std::memory_order_relaxed);
+      while (!pool_.compare_exchange_weak(p, with_count(p, count_of(p) + static_cast<uint64_t>(batch_)),
+                                          std::memory_order_relaxed)) {
+      }
       return;
     }
-  }
-}
-
-void RpcLimit::give_back(uint64_t n) noexcept {
-  uint64_t p = pool_.load(std::memory_order_relaxed);
-  while (!pool_.compare_exchange_weak(p, with_count(p, count_of(p) + n), std::memory_order_relaxed)) {
   }
 }
 

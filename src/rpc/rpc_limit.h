@@ -37,9 +37,16 @@ class RpcLimit {
 
   // The verdict for a new call on `shard` (called from that shard's thread only): true
   // takes a credit the call must give back with release(shard); false: refuse the call.
-  [[nodiscard]] bool admit(unsigned shard) noexcept;
+  // Inline: the common case is this shard's own line only.
+  [[nodiscard]] bool admit(unsigned shard) noexcept {
+    return take_one(spares_[shard].n) || refill(shard);
+  }
   // A call admitted on `shard` is over; from that shard's thread.
-  void release(unsigned shard) noexcept;
+  void release(unsigned shard) noexcept {
+    auto& spare = spares_[shard].n;
+    const int64_t v = spare.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (v >= 2 * batch_) [[unlikely]] give_back_batch(spare, v);
+  }
 
   size_t limit() const noexcept { return limit_; }
   // Credits held by calls: exact when no shard is admitting or releasing at the moment
@@ -60,9 +67,15 @@ class RpcLimit {
     std::atomic<int64_t> n{0};  // written by its shard, and taken from by others at the limit
   };
 
-  static bool take_one(std::atomic<int64_t>& spare) noexcept;
+  static bool take_one(std::atomic<int64_t>& spare) noexcept {
+    int64_t v = spare.load(std::memory_order_relaxed);
+    while (v > 0) {
+      if (spare.compare_exchange_weak(v, v - 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
   bool refill(unsigned shard) noexcept;
-  void give_back(uint64_t n) noexcept;
+  void give_back_batch(std::atomic<int64_t>& spare, int64_t v) noexcept;
 
   // Read on every admit: kept off the pool's line, which other shards write.
   const size_t limit_;
