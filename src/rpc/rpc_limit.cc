@@ -7,10 +7,18 @@
 #include <algorithm>
 
 namespace uringrpc::rpc {
+namespace {
+
+int64_t batch_for(size_t limit, unsigned shards, size_t batch) {
+  if (batch == 0) batch = std::clamp<size_t>(limit / (8 * std::max(shards, 1u)), 16, 256);
+  return static_cast<int64_t>(batch);
+}
+
+}  // namespace
 
 RpcLimit::RpcLimit(size_t limit, unsigned shards, size_t batch)
     : limit_(std::min<uint64_t>(limit, uint64_t{1} << 47)),
-      batch_(static_cast<int64_t>(std::max<size_t>(batch, 1))),
+      batch_(batch_for(limit_, shards, batch)),
       shards_(std::max(shards, 1u)),
       spares_(std::make_unique<Spare[]>(shards_)),
       pool_(limit_) {}

@@ -27,11 +27,13 @@ namespace uringrpc::rpc {
 
 class RpcLimit {
  public:
-  // Credits a shard takes from the pool at once, and gives back when it holds twice as many.
-  static constexpr size_t kDefaultBatch = 16;
-
+  // batch: credits a shard takes from the pool at once, and gives back when it holds twice
+  // as many; 0 picks limit / (8 x shards) within [16, 256]: the larger the batch, the rarer
+  // the pool's line is written (about twice per batch of calls), while under a quarter of
+  // the limit sits idle in spares (above 16: the floor), which costs steals at the limit,
+  // never exactness.
   // limit >= 1; shards >= 1. A limit past 2^47 is taken as 2^47 (no server holds as many).
-  RpcLimit(size_t limit, unsigned shards, size_t batch = kDefaultBatch);
+  RpcLimit(size_t limit, unsigned shards, size_t batch = 0);
   RpcLimit(const RpcLimit&) = delete;
   RpcLimit& operator=(const RpcLimit&) = delete;
 
@@ -49,6 +51,7 @@ class RpcLimit {
   }
 
   size_t limit() const noexcept { return limit_; }
+  size_t batch() const noexcept { return static_cast<size_t>(batch_); }
   // Credits held by calls: exact when no shard is admitting or releasing at the moment
   // (tests, the fuzzer, a stopped server); a snapshot otherwise.
   size_t in_use() const noexcept;

@@ -78,6 +78,14 @@ TEST(RpcLimit, ReleasesGiveBatchesBackSoEveryShardCanReachTheLimit) {
   }
 }
 
+TEST(RpcLimit, TheBatchGrowsWithTheLimitPerShardWithin16And256) {
+  EXPECT_EQ(RpcLimit(1, 1).batch(), 16u);
+  EXPECT_EQ(RpcLimit(100, 4).batch(), 16u);
+  EXPECT_EQ(RpcLimit(4096, 4).batch(), 128u);
+  EXPECT_EQ(RpcLimit(1'000'000, 2).batch(), 256u);
+  EXPECT_EQ(RpcLimit(1'000'000, 2, 4).batch(), 4u);
+}
+
 TEST(RpcLimit, ARemoteLimitIsClampedNotOverflowed) {
   RpcLimit limit(SIZE_MAX, 2);
   EXPECT_EQ(limit.limit(), size_t{1} << 47);
