@@ -112,6 +112,7 @@ struct Http2Options {
 // Calls: how many, how large, how much they may buffer.
 struct CallOptions {
   // Server-wide cap on RPCs being served; 0 means no cap. Beyond it: RESOURCE_EXHAUSTED.
+  // Exact across shards, with no write shared between them per RPC below the cap.
   size_t max_concurrent = 0;
   // Largest request message accepted; a larger length prefix ends the RPC with
   // RESOURCE_EXHAUSTED before any of its payload is buffered. A compressed message is

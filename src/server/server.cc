@@ -21,6 +21,7 @@
 #include "loop/timer_wheel.h"
 #include "rpc/interceptor_chain.h"
 #include "rpc/method_table.h"
+#include "rpc/rpc_limit.h"
 #include "server/admin_http.h"
 #include "server/access_log.h"
 #include "server/layer_options.h"
@@ -50,7 +51,10 @@ class ServerImpl {
     options_.shards = shards;
     rpc_ = rpc_config(options_);
     rpc_.methods = &methods_;
-    rpc_.active_rpcs = &active_rpcs_;
+    if (options_.calls.max_concurrent > 0) {
+      rpc_limit_ = std::make_unique<rpc::RpcLimit>(options_.calls.max_concurrent, options_.shards);
+      rpc_.rpc_limit = rpc_limit_.get();
+    }
     if (options_.calls.max_buffered_bytes > 0) {
       budgets_ = std::make_unique<rpc::MemoryBudget[]>(options_.shards);
       for (unsigned i = 0; i < options_.shards; ++i) {
@@ -366,7 +370,7 @@ class ServerImpl {
   std::vector<int> cpus_;  // the process's affinity mask at construction, ascending
   rpc::MethodTable methods_;
   rpc::RpcConfig rpc_;
-  std::atomic<size_t> active_rpcs_{0};
+  std::unique_ptr<rpc::RpcLimit> rpc_limit_;  // calls.max_concurrent; null: no limit
   std::unique_ptr<rpc::MemoryBudget[]> budgets_;  // one per shard
   std::atomic<size_t> open_connections_{0};  // counted only under max_connections
   std::vector<Listener> listeners_;
