@@ -360,6 +360,15 @@ void Connection::on_timer(void* self) {
       return;
     }
   }
+  if (c->state_ == ConnState::kHandshaking && c->waiting()) {
+    // The deadline is for a peer that stays silent. This one is not being read at all: the
+    // shard has no receive buffer free (calls in progress hold them all; e.g. 1,024
+    // connections x 100 streams against 512 buffers), so its preface may well be waiting
+    // in the kernel. The server's own backpressure is not the peer's fault: look again
+    // one period later (the wait for buffers is bounded by the calls holding them).
+    c->shard_.timers().arm(c->timer_, c->shard_.now_ms() + c->handshake_timeout_ms_);
+    return;
+  }
   if (c->state_ == ConnState::kHandshaking) {
     URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
                  c->peer_.c_str(), c->tls_ && !c->tls_->handshake_done() ? "TLS handshake" : "HTTP/2 preface");

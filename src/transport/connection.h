@@ -24,8 +24,9 @@ class TlsContext;
 class TlsSession;
 
 // The connection's life, one state at a time (Connection::move_to checks each step):
-//   kHandshaking  TLS handshake / HTTP/2 preface pending, under the handshake deadline;
-//                 reads and writes as kOpen does.            → kOpen, kDraining, kClosing
+//   kHandshaking  TLS handshake / HTTP/2 preface pending, under the handshake deadline
+//                 (which never closes it while it waits for receive buffers); reads and
+//                 writes as kOpen does.                      → kOpen, kDraining, kClosing
 //   kOpen         reading, handing bytes up, sending.         → kDraining, kClosing
 //   kDraining     close_after_flush(): still reading, sending what is queued; FIN once
 //                 the queue is empty.                         → kWriteShut, kClosing
