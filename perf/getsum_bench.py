@@ -228,7 +228,7 @@ def report(b, argv, started, machine):
         server_cpus, load_cpus, threads, what = VARIANTS[variant]
         lines += [f"### {variant}: {what}", "",
                   "| connections | server | RPC/s best (all rounds) | server CPU µs/RPC | h2load CPU µs/RPC "
-                  "| p50 / p99 ms | server RSS end / peak MiB | threads | server CPU use | notes |",
+                  "| p50 / p99 ms | server RSS end / peak MiB | threads | server CPU use (% of one CPU) | notes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for conns in a.conns:
             for name in a.servers:
