@@ -626,3 +626,61 @@ $(BUILD)/perf/grpc-go-fanout-server: perf/anchors/go/fanout/main.go $(FANOUT_GO_
 	@mkdir -p $(@D)
 	cd perf/anchors/go/fanout && $(PERF_GO_ENV) go build -o $(abspath $@) .
 # ---- end fan-out against grpc-go
+
+# ---- getsum benchmark (HttpArena's gRPC unary profile: perf/getsum_bench.py)
+# benchmark.BenchmarkService/GetSum (perf/proto/benchmark.proto) served by our getsum-server
+# (default ServerOptions, the class protoc-gen-uringrpc generates), by gRPC C++ and by grpc-go,
+# loaded by h2load at 256 and 1,024 connections x 100 streams. `make getsum-bench` builds
+# the three servers and runs the whole comparison (GETSUM_ARGS passes options to the script).
+GETSUM_GEN      := $(BUILD)/getsum-gen
+GETSUM_GO_PKG   := $(GETSUM_GEN)/go/src/uringrpc/getsumpb
+GETSUM_GO_ENV    = GOPATH=$(abspath $(GETSUM_GEN)/go):/usr/share/gocode GO111MODULE=off GOPROXY=off \
+                   GOFLAGS= GOCACHE=$(abspath $(PERF_GEN)/go-cache)
+GETSUM_SERVERS  := $(BUILD)/bin/getsum-server $(BUILD)/perf/getsum-grpc-cpp-server \
+                   $(BUILD)/perf/getsum-grpc-go-server
+GETSUM_ARGS     ?=
+.PHONY: getsum-bench getsum-servers
+getsum-bench: getsum-servers
+	/usr/bin/python3 perf/getsum_bench.py --build $(BUILD) $(GETSUM_ARGS)
+getsum-servers: $(GETSUM_SERVERS)
+
+$(GETSUM_GEN)/%.pb.cc $(GETSUM_GEN)/%.pb.h: perf/proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --cpp_out=$(GETSUM_GEN) $*.proto
+$(GETSUM_GEN)/%.uringrpc.pb.cc $(GETSUM_GEN)/%.uringrpc.pb.h: perf/proto/%.proto $(PLUGIN) | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --plugin=protoc-gen-uringrpc=$(PLUGIN) --uringrpc_out=$(GETSUM_GEN) $*.proto
+$(GETSUM_GEN)/%.grpc.pb.cc $(GETSUM_GEN)/%.grpc.pb.h: perf/proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --grpc_out=$(GETSUM_GEN) --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
+GETSUM_GEN_HDRS := $(patsubst %,$(GETSUM_GEN)/benchmark.%.h,pb uringrpc.pb grpc.pb)
+
+# protobuf's and grpc_cpp_plugin's code without -Werror, ours with it (as everywhere else).
+$(BUILD)/obj/getsum-gen/%.o: $(GETSUM_GEN)/%.cc | $(GETSUM_GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(GETSUM_GEN) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
+$(BUILD)/obj/getsum-gen/%.uringrpc.pb.o: $(GETSUM_GEN)/%.uringrpc.pb.cc | $(GETSUM_GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(GETSUM_GEN) $(CXXFLAGS) -c $< -o $@
+$(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o: CPPFLAGS += -I$(GETSUM_GEN)
+$(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o: | $(GETSUM_GEN_HDRS)
+
+$(BUILD)/bin/getsum-server: $(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/getsum-gen/benchmark.pb.o \
+  $(BUILD)/obj/getsum-gen/benchmark.uringrpc.pb.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+$(BUILD)/perf/getsum-grpc-cpp-server: $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o \
+  $(BUILD)/obj/getsum-gen/benchmark.pb.o $(BUILD)/obj/getsum-gen/benchmark.grpc.pb.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_CPP_LIBS) -o $@
+
+# grpc-go offline from Debian's Go sources (GOPATH mode, no module proxy), as the TestService
+# anchor; benchmark.proto declares no go_package, so it is mapped to uringrpc/getsumpb.
+$(GETSUM_GO_PKG)/benchmark_grpc.pb.go: perf/proto/benchmark.proto | $(PERF_DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)/go/src
+	protoc -Iperf/proto --go_out=Mbenchmark.proto=uringrpc/getsumpb:$(GETSUM_GEN)/go/src \
+	  --go-grpc_out=Mbenchmark.proto=uringrpc/getsumpb:$(GETSUM_GEN)/go/src benchmark.proto
+$(BUILD)/perf/getsum-grpc-go-server: perf/anchors/go-getsum/main.go $(GETSUM_GO_PKG)/benchmark_grpc.pb.go $(PERF_DEPS_STAMP)
+	@mkdir -p $(@D)
+	cd perf/anchors/go-getsum && $(GETSUM_GO_ENV) go build -o $(abspath $@) .
+# ---- end getsum benchmark

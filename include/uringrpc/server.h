@@ -57,7 +57,8 @@ struct ListenOptions {
 // A connection's life: its handshake, and when it is asked to go away.
 struct ConnectionOptions {
   // A new connection must finish its TLS handshake (secure ports) and send the HTTP/2
-  // client preface within this time, or it is closed. 0: no deadline.
+  // client preface within this time, or it is closed. Time its bytes wait unread on our
+  // side (every receive buffer held by calls in progress) does not count. 0: no deadline.
   std::chrono::milliseconds handshake_timeout{10'000};
   // A connection with no call open for max_idle, or older than max_age (each ±10%
   // jitter), gets a graceful GOAWAY; calls still running max_age_grace after an age
