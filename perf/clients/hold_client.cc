@@ -1,8 +1,8 @@
 // Connection-holding load generator for perf/c100k_bench.py (issue 16): opens N h2c
 // connections, makes one checked EmptyCall on each so the server holds a real session, then
 // keeps them open (answering SETTINGS and PING) until told to stop. On command, K of them
-// turn active: together they make K/T calls per millisecond, each connection one EmptyCall
-// every T ms, every reply checked (:status 200, one empty message, grpc-status 0).
+// turn active: together they make R calls per second, taking turns (each one EmptyCall every
+// K/R seconds), every reply checked (:status 200, one empty message, grpc-status 0).
 //
 // One thread, io_uring. What a connection keeps here is small (a 64-byte slot and nghttp2's
 // HPACK inflater) because 100,000 of them must fit beside the server: reads land in a shared
@@ -14,8 +14,8 @@
 // with incremental indexing, as gRPC's encoder does), later ones refer to those entries, so
 // the server holds the same decoder state it would for a real client.
 //
-// Control: stdin, one command a line. "active K T": the first K ready connections make one
-// call every T ms (K/T calls per ms in all, staggered); "idle": back to holding, prints the
+// Control: stdin, one command a line. "active K R": the first K ready connections make R
+// calls per second in all, in turn (one call each every K/R s); "idle": back to holding, prints the
 // active phase's line; "report": prints a status line; "quit" or EOF: prints and exits (the
 // kernel closes the sockets). When every connection has finished its setup, prints one
 // "hold-client ramp ..." line.
@@ -533,7 +533,7 @@ class Holder {
 
   // ---- active phase: calls at a fixed total rate, each connection in turn
   void issue_calls(uint64_t t) {
-    uint64_t due = (t - active_start_) / 1000 * active_.size() / (period_ms_ * 1000);
+    uint64_t due = static_cast<uint64_t>((t - active_start_) * 1e-9 * rate_);
     while (issued_ < due) {
       Conn& c = *active_[issued_++ % active_.size()];
       if (c.state != Conn::kReady) {
@@ -586,17 +586,18 @@ class Holder {
   }
 
   void command(const char* line) {
-    unsigned k = 0, period = 0;
-    if (std::sscanf(line, "active %u %u", &k, &period) == 2 && k > 0 && period > 0) {
+    unsigned k = 0;
+    double rate = 0;
+    if (std::sscanf(line, "active %u %lf", &k, &rate) == 2 && k > 0 && rate > 0) {
       active_.clear();
       for (auto& c : conns_)
         if (c.state == Conn::kReady && active_.size() < k) active_.push_back(&c);
-      period_ms_ = period;
+      rate_ = rate;
       active_start_ = now_ns();
       issued_ = calls_sent_ = calls_ok_ = skipped_busy_ = skipped_dead_ = 0;
       std::fill(std::begin(call_failed_), std::end(call_failed_), 0);
       call_lat_.clear();
-      std::printf("hold-client active conns=%zu period_ms=%u\n", active_.size(), period);
+      std::printf("hold-client active conns=%zu rate=%.1f\n", active_.size(), rate);
       std::fflush(stdout);
     } else if (std::strcmp(line, "idle") == 0) {
       print_status("active-done");
@@ -683,7 +684,7 @@ class Holder {
   std::vector<uint32_t> setup_lat_, call_lat_;  // µs
   // active phase
   std::vector<Conn*> active_;
-  unsigned period_ms_ = 0;
+  double rate_ = 0;  // calls per second, all active connections together
   uint64_t active_start_ = 0, issued_ = 0, calls_sent_ = 0, calls_ok_ = 0, skipped_busy_ = 0, skipped_dead_ = 0;
   char cmd_[256];
   size_t cmd_len_ = 0;
@@ -695,7 +696,7 @@ class Holder {
                "                   [--timeout SECONDS]\n"
                "  opens N h2c connections (C in setup at once, over source addresses 127.0.0.1..S),\n"
                "  one checked EmptyCall each, then holds them; commands on stdin:\n"
-               "  'active K T' (K connections, one call each every T ms), 'idle', 'report', 'quit'\n");
+               "  'active K R' (K connections, R calls/s in all, in turn), 'idle', 'report', 'quit'\n");
   std::exit(2);
 }
 
