@@ -70,9 +70,11 @@ void put_hpack_int(std::string& out, uint8_t first, int prefix_bits, size_t v) {
   out.push_back(static_cast<char>(v));
 }
 
-// Literal with incremental indexing (RFC 7541 6.2.1); name_index 0: a literal name.
-void put_indexed_literal(std::string& out, int name_index, const std::string& name, const std::string& value) {
-  put_hpack_int(out, 0x40, 6, name_index);
+// A literal field (RFC 7541 6.2.1 with incremental indexing, 6-bit name index; 6.2.2
+// without indexing, 4-bit); name_index 0: a literal name.
+void put_literal(std::string& out, bool index, int name_index, const std::string& name, const std::string& value) {
+  if (index) put_hpack_int(out, 0x40, 6, name_index);
+  else put_hpack_int(out, 0x00, 4, name_index);
   if (name_index == 0) {
     put_hpack_int(out, 0x00, 7, name.size());
     out += name;
@@ -84,17 +86,20 @@ void put_indexed_literal(std::string& out, int name_index, const std::string& na
 // The request's header block: `first` inserts the six entries, later blocks index them.
 // Static table: 3 :method POST, 6 :scheme http, 4 :path, 1 :authority, 31 content-type,
 // 58 user-agent. Dynamic entries, newest first: 62 grpc-accept-encoding ... 67 :path.
-std::string header_block(bool first, const std::string& authority, const std::string& path) {
+// `literal`: every block carries every field as a literal without indexing (the server's
+// decoder table stays empty), to tell what the indexed entries cost the server.
+std::string header_block(bool first, bool literal, const std::string& authority, const std::string& path) {
   std::string b;
   b.push_back(static_cast<char>(0x83));
   b.push_back(static_cast<char>(0x86));
-  if (first) {
-    put_indexed_literal(b, 4, "", path);
-    put_indexed_literal(b, 1, "", authority);
-    put_indexed_literal(b, 0, "te", "trailers");
-    put_indexed_literal(b, 31, "", "application/grpc");
-    put_indexed_literal(b, 58, "", "grpc-c++/1.51.1 grpc-c/29.0.0 (linux; chttp2)");
-    put_indexed_literal(b, 0, "grpc-accept-encoding", "identity, deflate, gzip");
+  if (first || literal) {
+    bool index = !literal;
+    put_literal(b, index, 4, "", path);
+    put_literal(b, index, 1, "", authority);
+    put_literal(b, index, 0, "te", "trailers");
+    put_literal(b, index, 31, "", "application/grpc");
+    put_literal(b, index, 58, "", "grpc-c++/1.51.1 grpc-c/29.0.0 (linux; chttp2)");
+    put_literal(b, index, 0, "grpc-accept-encoding", "identity, deflate, gzip");
   } else {
     for (int index = 67; index >= 62; --index) put_hpack_int(b, 0x80, 7, index);
   }
@@ -150,6 +155,7 @@ struct Options {
   int inflight = 512;   // connections in setup at once during the ramp
   int sources = 16;
   double timeout = 10;  // setup, and each active call
+  bool literal = false;  // --hpack literal
 };
 
 constexpr unsigned kBufCount = 4096;  // provided buffers (4 KiB each), shared by every connection
@@ -160,8 +166,8 @@ class Holder {
  public:
   explicit Holder(const Options& o)
       : opt_(o), conns_(o.conns), authority_(o.host + ":" + std::to_string(o.port)) {
-    first_block_ = header_block(true, authority_, "/grpc.testing.TestService/EmptyCall");
-    next_block_ = header_block(false, authority_, "/grpc.testing.TestService/EmptyCall");
+    first_block_ = header_block(true, o.literal, authority_, "/grpc.testing.TestService/EmptyCall");
+    next_block_ = header_block(false, o.literal, authority_, "/grpc.testing.TestService/EmptyCall");
     io_uring_params p{};
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
     p.cq_entries = 65536;
@@ -693,7 +699,7 @@ class Holder {
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: hold-client --port N [--host 127.0.0.1] [--conns N] [--inflight C] [--sources S]\n"
-               "                   [--timeout SECONDS]\n"
+               "                   [--timeout SECONDS] [--hpack index|literal]\n"
                "  opens N h2c connections (C in setup at once, over source addresses 127.0.0.1..S),\n"
                "  one checked EmptyCall each, then holds them; commands on stdin:\n"
                "  'active K R' (K connections, R calls/s in all, in turn), 'idle', 'report', 'quit'\n");
@@ -714,6 +720,7 @@ int main(int argc, char** argv) {
     else if (a == "--inflight") o.inflight = std::atoi(v.c_str());
     else if (a == "--sources") o.sources = std::atoi(v.c_str());
     else if (a == "--timeout") o.timeout = std::atof(v.c_str());
+    else if (a == "--hpack" && (v == "index" || v == "literal")) o.literal = v == "literal";
     else usage();
   }
   if (o.port <= 0 || o.conns < 1 || o.inflight < 1 || o.sources < 1 || o.timeout <= 0) usage();
