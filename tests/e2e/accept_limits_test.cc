@@ -183,6 +183,40 @@ TEST_P(MaxConnections, RawConnectionsBeyondCapAreNeitherAcceptedNorClosed) {
   EXPECT_FALSE(fourth.closed() || fifth.closed());
 }
 
+// A shard drops a closed connection from its list by moving the last one into its slot.
+// Closes in any order (first, last, middle; at the cap, so every slot is counted) must
+// leave the others served, let exactly as many new ones in, and stop() must still reach
+// every connection left (it would wait for, or touch, one the list lost or kept).
+TEST_P(MaxConnections, ConnectionsClosedInAnyOrderLeaveTheRestServedAndStopReachesThemAll) {
+  int port = 0;
+  auto server = make_server(GetParam(), 6, port);
+  std::vector<std::shared_ptr<grpc::Channel>> open;
+  for (int i = 0; i < 6; ++i) {
+    open.push_back(make_channel(target(port)));
+    CallResult r = unary_call(open.back(), "/e2e.Accept/Echo", "open", 10s);
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << describe(r);
+  }
+  for (int i : {0, 5, 2}) open[i].reset();  // each channel closes its connection
+  std::vector<std::shared_ptr<grpc::Channel>> later;
+  for (int i = 0; i < 3; ++i) {
+    later.push_back(make_channel(target(port)));
+    CallResult r = unary_call(later.back(), "/e2e.Accept/Echo", "later", 20s);
+    ASSERT_TRUE(r.ok()) << "new connection " << i << " after three closed: " << describe(r);
+  }
+  for (int i : {1, 3, 4}) {
+    CallResult r = unary_call(open[i], "/e2e.Accept/Echo", "again", 10s);
+    EXPECT_TRUE(r.ok()) << "connection " << i << " after others closed: " << describe(r);
+  }
+  open[3].reset();
+  later[0].reset();
+  std::this_thread::sleep_for(100ms);
+  auto stopped = std::async(std::launch::async, [&] {
+    server->stop(std::chrono::milliseconds(500));
+    server->wait();
+  });
+  EXPECT_EQ(stopped.wait_for(20s), std::future_status::ready) << "stop() did not end every connection";
+}
+
 INSTANTIATE_TEST_SUITE_P(Shards, MaxConnections, ::testing::Values(1u, 2u),
                          [](const ::testing::TestParamInfo<unsigned>& info) {
                            return std::to_string(info.param) + "Shards";
