@@ -400,14 +400,16 @@ class Bench:
         res = {"server": name}
         self.results[name] = res
         srv = self.start_server(name)
-        res["canary_warm"] = self.canary(srv.port, "warm")  # first connection, caches, code pages
-        res["canary_idle"] = self.canary(srv.port, "idle")
+        if a.memory_only:  # one warm-up call instead of the canaries
+            bench.grpc_call(srv.port, "EmptyCall", bench.grpc_frame(b""))
+        else:
+            res["canary_warm"] = self.canary(srv.port, "warm")  # first connection, caches, code pages
+            res["canary_idle"] = self.canary(srv.port, "idle")
         time.sleep(1)
         st0, m0, s0 = proc_status(srv.pid), meminfo(), sockstat()
         res["rss0_kib"], res["threads0"] = st0.get("VmRSS"), st0.get("Threads")
         cpu0 = cpu_ns(srv.pid)
-        self.log(f"{name}: idle canary {res['canary_idle']}; RSS {st0.get('VmRSS')} KiB; ramping to {a.conns}")
-        clients = self.hold_clients(srv.port, a.conns, name)
+        self.log(f"{name}: idle canary {res.get('canary_idle')}; RSS {st0.get('VmRSS')} KiB; ramping to {a.conns}")
         guard = {}
 
         def watch():
@@ -417,7 +419,22 @@ class Bench:
                 guard["why"] = f"server exited ({srv.proc.returncode})"
             return bool(guard)
 
-        ramps = clients.wait_all(r"^hold-client ramp ", a.ramp_timeout, poll=watch)
+        # In two steps (half, then the rest), so that the second half's growth gives the
+        # marginal cost of a connection without the server's one-time growth (receive
+        # buffers entering the ring, pools, page tables) that the first connections pay.
+        half = a.conns // 2 if a.conns >= 1000 else 0
+        clients, ramps, st_half = Clients([]), [], None
+        for step, n in enumerate([half, a.conns - half] if half else [a.conns]):
+            more = self.hold_clients(srv.port, n, f"{name}-{'ab'[step]}")
+            clients = Clients(clients.list + more.list)
+            got = more.wait_all(r"^hold-client ramp ", a.ramp_timeout, poll=watch)
+            if not got:
+                ramps = []
+                break
+            ramps += got
+            if step == 0 and half:
+                time.sleep(a.settle)
+                st_half, ready_half = proc_status(srv.pid), total(got, "ready")
         ramp_cpu_s = (cpu_ns(srv.pid) - cpu0) / 1e9
         if not ramps:
             # Where it gave up: what the clients got so far and what the server holds.
@@ -431,7 +448,7 @@ class Bench:
             clients.stop()
             srv.stop()
             return
-        secs = max(float(r["seconds"]) for r in ramps)
+        secs = sum(float(r["seconds"]) for r in ramps)
         ramp = {"conns": a.conns, "ready": total(ramps, "ready"), "failed": total(ramps, "failed"),
                 "failure_kinds": kinds(ramps, "failure_kinds"),
                 "first_errno": ",".join(sorted({r["first_errno"] for r in ramps})), "seconds": secs,
@@ -447,13 +464,18 @@ class Bench:
                     "server_fds": open_fds(srv.pid),
                     "client_rss_kib": sum(proc_status(c.pid).get("VmRSS", 0) for c in clients.list),
                     "kib_per_conn": (st1["VmRSS"] - st0["VmRSS"]) / max(1, ready),
+                    "rss_half_kib": st_half.get("VmRSS") if st_half else None,
+                    "marginal_kib_per_conn": (st1["VmRSS"] - st_half["VmRSS"]) / max(1, ready - ready_half)
+                    if st_half else None,
                     "slab_kib_per_conn": (m1["Slab"] - m0["Slab"]) / max(1, ready),
                     "tcp_mem_pages": (s0.get("mem"), s1.get("mem")), "tcp_inuse": (s0.get("inuse"), s1.get("inuse")),
                     "mem_used_kib_per_conn": (m0["MemAvailable"] - m1["MemAvailable"]) / max(1, ready)})
-        self.log(f"{name}: RSS {st0['VmRSS']} -> {st1['VmRSS']} KiB ({res['kib_per_conn']:.2f} KiB/conn), "
+        self.log(f"{name}: RSS {st0['VmRSS']} -> {res['rss_half_kib']} -> {st1['VmRSS']} KiB "
+                 f"({res['kib_per_conn']:.2f} KiB/conn, second half {res['marginal_kib_per_conn']}), "
                  f"HWM {st1.get('VmHWM')}, slab +{(m1['Slab'] - m0['Slab']) / KIB:.0f} MiB")
-        res["canary_held"] = self.canary(srv.port, "held")
-        self.log(f"{name}: canary with {ready} held: {res['canary_held']}")
+        if not a.memory_only:
+            res["canary_held"] = self.canary(srv.port, "held")
+            self.log(f"{name}: canary with {ready} held: {res['canary_held']}")
         if a.active:
             try:
                 res["active"] = self.active_window(srv, clients, min(a.active, ready), a.rate)
@@ -506,13 +528,17 @@ class Bench:
                      f"(the sandbox withholds CAP_SYS_RESOURCE; fs.nr_open is {Sysctls().get('fs.nr_open')}), so no "
                      f"process can hold more than {self.fd_cap} sockets: {a.conns} connections were run"
                      + (" on purpose past the servers' limit" if a.beyond_limit else "") + ".\n")
+        if a.memory_only:
+            w.append("**Memory only** (`--memory-only`, run under a shared lock while other work used the "
+                     "machine): no canary, no active phase; conn/s and teardown seconds are not measurements "
+                     "here, only counts, memory and how servers fail.\n")
         w.append(f"Command: `{shlex.join(['/usr/bin/python3', 'perf/c100k_bench.py'] + sys.argv[1:])}`; server on "
                  f"CPU {a.server_core}, hold-client and h2load on CPU {a.load_core}. Connections over "
                  f"{a.sources} source addresses, {a.inflight} in setup at once; canary: h2load, one "
                  f"connection, {a.canary_rps} sequential EmptyCalls/s for {a.canary_seconds} s; "
                  f"active: {a.active} connections at {a.rate:g} calls/s in all, {a.warmup} s warm-up and "
                  f"{a.seconds} s measured; the 16-connection baseline is the same rate on a fresh server.\n")
-        w.append("| server | connections held | conn/s (ramp) | server µs/conn (ramp) | KiB/conn (RSS) | "
+        w.append("| server | connections held | conn/s (ramp) | server µs/conn (ramp) | KiB/conn (RSS, all / second half) | "
                  "VmHWM MiB | kernel slab KiB/conn | canary p99 idle → held (ms) | "
                  "µs/RPC, K active | µs/RPC, 16 conns | teardown s (CPU s) | notes |")
         w.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -553,7 +579,7 @@ class Bench:
             ratio = (ch["p99_ms"] / ci["p99_ms"]) if ch.get("p99_ms") and ci.get("p99_ms") else None
             td = r.get("teardown", {})
             w.append(f"| {name} | {ramp['ready']} | {float(ramp['conn_per_s']):,.0f} | "
-                     f"{r['ramp_server_cpu_us_per_conn']:.1f} | {r['kib_per_conn']:.2f} | "
+                     f"{r['ramp_server_cpu_us_per_conn']:.1f} | {r['kib_per_conn']:.2f} / {f(r.get('marginal_kib_per_conn'), '.2f')} | "
                      f"{f((r.get('hwm_kib') or 0) / KIB, '.0f')} | {r['slab_kib_per_conn']:.2f} | "
                      f"{f(ci.get('p99_ms'), '.3f')} → {f(ch.get('p99_ms'), '.3f')} ({f(ratio, '.2f')}×) | "
                      f"{f(act.get('cpu_us_per_rpc'), '.2f')} | {f(a16.get('cpu_us_per_rpc'), '.2f')} | "
@@ -594,11 +620,16 @@ def main():
                     help="when RLIMIT_NOFILE cannot be raised, still open --conns (servers hit EMFILE)")
     ap.add_argument("--fd-margin", type=int, default=1000,
                     help="descriptors left to a server beside its connections when the limit caps --conns")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="no canary, no active phase, no lock: connection counts, memory, limits and "
+                         "teardown only (not timed figures; run it under flock -s)")
     ap.add_argument("--out")
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--no-lock", action="store_true", help="the caller holds /tmp/machine.lock already")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
+    if a.memory_only:
+        a.active, a.no_lock = 0, True
     b = Bench(a)
     sysctls = Sysctls()
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
