@@ -47,7 +47,7 @@ measure() {  # measure NAME CONNS ACTIVE
   local name=$1 conns=$2 active=$3
   rm -f "$OUT_DIR"/callgrind.out.*
   start_server "$OUT_DIR/c100k-cg-$name.log" 1800 \
-    valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/callgrind.out.%p" $BUILD/bin/bench-server --port 0
+    valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$OUT_DIR/callgrind.out.%p" $BUILD/bin/bench-server --port 0
   local ctl="$OUT_DIR/c100k-ctl-$name" out="$OUT_DIR/c100k-client-$name.out"
   rm -f "$ctl" && mkfifo "$ctl"
   "$HOLD" --port "$SERVER_PORT" --conns "$conns" --inflight 64 --timeout 300 < "$ctl" > "$out" 2>&1 &
@@ -63,6 +63,8 @@ measure() {  # measure NAME CONNS ACTIVE
   local done_line; done_line=$(wait_line "$out" "^hold-client active-done" 60)
   sleep 2  # the last calls finish
   local ir; ir=$(dump_total "$SERVER_PID")
+  # Kept for callgrind_annotate: the window's dump is the newest.
+  cp "$(ls -t "$OUT_DIR"/callgrind.out.* | head -1)" "$OUT_DIR/c100k-$name.callgrind"
   echo "quit" >&3
   exec 3>&-
   stop_server
