@@ -4,7 +4,7 @@
 // turn active: together they make R calls per second, taking turns (each one EmptyCall every
 // K/R seconds), every reply checked (:status 200, one empty message, grpc-status 0).
 //
-// One thread, io_uring. What a connection keeps here is small (a 64-byte slot and nghttp2's
+// One thread, io_uring. What a connection keeps here is small (a 48-byte slot and nghttp2's
 // HPACK inflater) because 100,000 of them must fit beside the server: reads land in a shared
 // provided-buffer ring (multishot recv), a frame split across reads is copied aside only
 // until it completes, and each send owns a small heap buffer until its completion.
