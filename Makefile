@@ -684,3 +684,17 @@ $(BUILD)/perf/getsum-grpc-go-server: perf/anchors/go-getsum/main.go $(GETSUM_GO_
 	@mkdir -p $(@D)
 	cd perf/anchors/go-getsum && $(GETSUM_GO_ENV) go build -o $(abspath $@) .
 # ---- end getsum benchmark
+
+# ---- c100k (issue 16: 100,000 idle connections on one machine)
+# hold-client: opens and holds N h2c connections (io_uring, one thread), K of them active on
+# command. `make c100k-bench`: perf/c100k_bench.py, ours and the gRPC C++ and grpc-go anchors
+# at 100,000 idle connections, then 10,000 active (perf/README.md, "100,000 connections").
+# The script takes /tmp/machine.lock exclusively for each server itself (not around the
+# whole run, so other work gets the machine in between).
+.PHONY: c100k-bench
+c100k-bench: $(BUILD)/perf/hold-client $(BENCH_SERVERS) $(BUILD)/perf/storm-client
+	/usr/bin/python3 perf/c100k_bench.py --build $(BUILD)
+$(BUILD)/perf/hold-client: $(BUILD)/obj/perf/clients/hold_client.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ -luring -lnghttp2 -o $@
+# ---- end c100k

@@ -47,6 +47,11 @@ struct ListenOptions {
   // Connections open at once across the server; at the cap accepting pauses (existing
   // connections keep working). 0: no cap.
   size_t max_connections = 0;
+  // At start(), raise the process's soft RLIMIT_NOFILE to its hard limit (as Go's runtime
+  // does): each connection is a descriptor, and the usual soft limit of 1,024 (kept for
+  // select(), which the server does not use) would stop it near 1,000 connections while
+  // the hard limit allows far more. Processes started later inherit the raised limit.
+  bool raise_descriptor_limit = true;
   // With so_reuseport and loop.pin_shards_to_cpus (and not share_port): the kernel hands a
   // new connection to the shard pinned to the CPU that received it (a reuseport BPF
   // program), so its packets, its handlers and its memory stay on one CPU. Connections

@@ -2,6 +2,7 @@
 #include "uringrpc/server.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -142,6 +143,18 @@ class ServerImpl {
     return added;
   }
 
+  // ListenOptions::raise_descriptor_limit: soft RLIMIT_NOFILE up to the hard limit.
+  static void raise_descriptor_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      URINGRPC_LOG(base::LogLevel::kInfo, "RLIMIT_NOFILE soft limit raised from %llu to %llu (connections are descriptors)",
+                   (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
+  }
+
   void start() {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("start() called twice");
@@ -165,6 +178,7 @@ class ServerImpl {
       rpc_.metrics = metrics_->shard_metrics();
     }
     started_ = true;
+    if (options_.listen.raise_descriptor_limit) raise_descriptor_limit();
     build_interceptor_chain();
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
     ShardSetup setup = ShardSetup::from(options_);
