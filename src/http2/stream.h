@@ -74,6 +74,12 @@ struct RequestHead {
 struct HeaderField {
   std::string_view name;
   std::string_view value;
+  // Name and value outlive the frame's sending: string literals, or storage of the call
+  // that lives until its stream is closed (nghttp2 drops a queued frame of a closed stream
+  // unread). nghttp2 then refers to them instead of copying them (and lower-casing the
+  // name: a lasting name must be lower case already), which is a third of what a
+  // submit costs it. Anything built on the stack must leave this false.
+  bool lasting = false;
 };
 // Built and dropped for every response: pooled (base/small_pool.h), not malloc'd.
 using HeaderList = std::vector<HeaderField, base::PoolAllocator<HeaderField>>;

@@ -234,7 +234,7 @@ class Call final : public http2::ResponseBody {
   std::string error_details_;  // serialized google.rpc.Status (set_error_details)
   Metadata trailing_;
   Status final_;
-  std::string status_text_;    // storage for trailers while nghttp2 copies them
+  std::string status_text_;    // grpc-status of a code outside the defined ones (status_digits)
   std::string message_text_;
   std::string details_text_;   // grpc-status-details-bin, base64
   std::vector<std::string> encoded_trailing_;  // -bin trailer values while nghttp2 copies them
