@@ -158,15 +158,23 @@ void Session::check_done() {
 
 bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body) {
   NvArray nva(headers);
+  return submit_nva(s, nva.data(), nva.size(), body);
+}
+
+bool Session::submit_fixed_headers(Stream& s, const FixedHeaders& headers, ResponseBody* body) {
+  return submit_nva(s, headers.data(), headers.size(), body);
+}
+
+bool Session::submit_nva(Stream& s, const nghttp2_nv* nva, size_t n, ResponseBody* body) {
   s.body = body;
   int rv;
   if (body) {
     nghttp2_data_provider prd;
     prd.source.ptr = &s;
     prd.read_callback = &SessionCallbacks::read_body;
-    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), &prd);
+    rv = nghttp2_submit_response(ng_, s.id, nva, n, &prd);
   } else {
-    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), nullptr);
+    rv = nghttp2_submit_response(ng_, s.id, nva, n, nullptr);
   }
   request_flush();
   return rv == 0;

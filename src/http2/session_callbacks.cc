@@ -336,6 +336,11 @@ ssize_t SessionCallbacks::read_body(nghttp2_session* ng, int32_t id, uint8_t*, s
   *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (eof) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (const FixedHeaders* fixed = st->body->body_fixed_trailers()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nghttp2_submit_trailer(ng, id, fixed->data(), fixed->size());
+      return static_cast<ssize_t>(n);
+    }
     static thread_local HeaderList trailers;  // reused by every call of the shard: no block each
     trailers.clear();
     st->body->body_trailers(trailers);

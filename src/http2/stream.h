@@ -84,6 +84,8 @@ struct HeaderField {
 // Built and dropped for every response: pooled (base/small_pool.h), not malloc'd.
 using HeaderList = std::vector<HeaderField, base::PoolAllocator<HeaderField>>;
 
+class FixedHeaders;  // fixed_headers.h
+
 // Supplies a response body without copying it into nghttp2, registered by the layer above.
 class ResponseBody {
  public:
@@ -94,6 +96,9 @@ class ResponseBody {
   virtual void body_emit(size_t n, transport::OutputQueue& out) noexcept = 0;
   // Trailers to send after the body's eof (the storage must live until the call returns).
   virtual void body_trailers(HeaderList& out) noexcept = 0;
+  // The same trailers as a FixedHeaders block when they are one (an OK status with nothing
+  // else); null to have body_trailers() asked instead.
+  virtual const FixedHeaders* body_fixed_trailers() noexcept { return nullptr; }
 
  protected:
   ~ResponseBody() = default;

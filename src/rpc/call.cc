@@ -65,6 +65,29 @@ std::string_view status_digits(StatusCode code, std::string& storage) {
   return storage;
 }
 
+// The usual response head (no initial metadata from the handler), one per response
+// compression, and the trailers of a plain OK: built once, submitted as they are.
+const http2::FixedHeaders kHeadIdentity{
+    {":status", "200"}, {"content-type", "application/grpc"}, {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kHeadGzip{{":status", "200"},
+                                    {"content-type", "application/grpc"},
+                                    {"grpc-encoding", "gzip"},
+                                    {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kHeadDeflate{{":status", "200"},
+                                       {"content-type", "application/grpc"},
+                                       {"grpc-encoding", "deflate"},
+                                       {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kOkTrailers{{"grpc-status", "0"}};
+
+const http2::FixedHeaders& fixed_head(Compression response) {
+  switch (response) {
+    case Compression::kGzip: return kHeadGzip;
+    case Compression::kDeflate: return kHeadDeflate;
+    case Compression::kNone: break;
+  }
+  return kHeadIdentity;
+}
+
 size_t header_list_bytes(const http2::HeaderList& h) {
   size_t n = 0;
   for (const auto& f : h) n += f.name.size() + f.value.size() + 32;
@@ -314,6 +337,10 @@ void Call::add_initial_metadata(std::string k, std::string v) {
 void Call::submit_response_headers() {
   headers_sent_ = true;
   if (!stream_) return;
+  if (initial_.empty()) {  // what add_response_headers() would add, as one fixed block
+    owner_.session().submit_fixed_headers(*stream_, fixed_head(compression_.response()), this);
+    return;
+  }
   http2::HeaderList h{{":status", "200", true}, {"content-type", "application/grpc", true}};
   std::vector<std::string> encoded;
   append_metadata(initial_, encoded, h);
@@ -392,6 +419,14 @@ void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
   }
   // A writer waiting for the queue to drain may go on.
   if (outbound_bytes_ <= owner_.config().write_watermark) wake_writer();
+}
+
+const http2::FixedHeaders* Call::body_fixed_trailers() noexcept {
+  // What append_status() would write for a plain OK (details go only with an error).
+  if (!final_.ok() || !final_.message.empty() || !trailing_.empty()) return nullptr;
+  // Over the client's limit body_trailers() says why instead (it never is, at 44 bytes).
+  const size_t limit = std::min<size_t>(owner_.session().peer_max_header_list_bytes(), kMaxSendHeaderBlock);
+  return kOkTrailers.list_bytes() <= limit ? &kOkTrailers : nullptr;
 }
 
 void Call::body_trailers(http2::HeaderList& out) noexcept {

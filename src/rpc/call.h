@@ -117,6 +117,7 @@ class Call final : public http2::ResponseBody {
   size_t body_ready(size_t max, bool* eof) noexcept override;
   void body_emit(size_t n, transport::OutputQueue& out) noexcept override;
   void body_trailers(http2::HeaderList& out) noexcept override;
+  const http2::FixedHeaders* body_fixed_trailers() noexcept override;
 
   Call* prev_ = nullptr;  // ConnectionCalls' list
   Call* next_ = nullptr;
