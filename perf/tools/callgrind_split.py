@@ -126,6 +126,9 @@ def main():
     ap.add_argument("--layer", action="append", help="list only these layers' functions")
     ap.add_argument("--callees", metavar="REGEX",
                     help="instead: for functions matching REGEX, self and inclusive cost of each callee")
+    ap.add_argument("--by-file", metavar="LAYER", action="append",
+                    help="also total this layer per source file (nghttp2's files need a libnghttp2 with "
+                         "debug information, e.g. built from Debian's source and put first with LD_LIBRARY_PATH)")
     ap.add_argument("--callers", metavar="REGEX",
                     help="instead: for functions matching REGEX, calls per RPC from each caller")
     args = ap.parse_args()
@@ -154,6 +157,14 @@ def main():
     print(f"{'total':36} {total:10.0f}")
     outside = total - per_layer.get("nghttp2", 0)
     print(f"{'outside nghttp2':36} {outside:10.0f}")
+    for lay in args.by_file or []:
+        files = collections.Counter()
+        for v, _, fl in fns.get(lay, []):
+            files[os.path.basename(fl or "?")] += v
+        print(f"\n## {lay} by file")
+        for fl, v in files.most_common():
+            if abs(v) >= 1:
+                print(f"{v:9.0f}  {fl}")
     for lay, _ in per_layer.most_common():
         if args.layer and lay not in args.layer:
             continue
