@@ -125,20 +125,25 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
   }
   RequestHead& h = st->head;
   switch (kind) {
-    case FieldName::kMethod: h.hold(h.method, value_buf); break;
-    case FieldName::kPath: h.hold(h.path, value_buf); break;
-    case FieldName::kScheme: h.hold(h.scheme, value_buf); break;
-    case FieldName::kAuthority: h.hold(h.authority, value_buf); break;
-    case FieldName::kContentType: h.hold(h.content_type, value_buf); break;
-    case FieldName::kTe: h.hold(h.te, value_buf); break;
+    case FieldName::kMethod: h.hold(h.method, value_buf, v); break;
+    case FieldName::kPath: h.hold(h.path, value_buf, v); break;
+    case FieldName::kScheme: h.hold(h.scheme, value_buf, v); break;
+    case FieldName::kAuthority: h.hold(h.authority, value_buf, v); break;
+    case FieldName::kContentType: h.hold(h.content_type, value_buf, v); break;
+    case FieldName::kTe: h.hold(h.te, value_buf, v); break;
     case FieldName::kGrpcTimeout:
-      h.hold(h.grpc_timeout, value_buf);
+      h.hold(h.grpc_timeout, value_buf, v);
       h.has_grpc_timeout = true;
       break;
-    case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf); break;
-    case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf); break;
-    case FieldName::kHost: h.hold(h.authority, value_buf); break;  // :authority, if any, came first
-    default: h.metadata.emplace_back(PooledString(n), PooledString(v)); break;
+    case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf, v); break;
+    case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf, v); break;
+    case FieldName::kHost: h.hold(h.authority, value_buf, v); break;  // :authority, if any, came first
+    default:
+      // Room for a few at once (user-agent, content-length and some metadata), not a
+      // reallocation and a move of every entry at the second and the third.
+      if (h.metadata.empty()) h.metadata.reserve(4);
+      h.metadata.emplace_back(PooledString(n), PooledString(v));
+      break;
   }
   return 0;
 }

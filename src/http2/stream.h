@@ -49,13 +49,12 @@ struct RequestHead {
   RequestHead& operator=(const RequestHead&) = delete;
   ~RequestHead() { release(); }
 
-  // Points `field` at value's bytes and holds value until release().
-  void hold(std::string_view& field, nghttp2_rcbuf* value) noexcept {
+  // Points `field` at `bytes` (value's buffer) and holds value until release().
+  void hold(std::string_view& field, nghttp2_rcbuf* value, std::string_view bytes) noexcept {
     if (!field.empty() || held_count_ == kMaxHeld) return;
-    nghttp2_vec buf = nghttp2_rcbuf_get_buf(value);
     nghttp2_rcbuf_incref(value);
     held_[held_count_++] = value;
-    field = {reinterpret_cast<const char*>(buf.base), buf.len};
+    field = bytes;
   }
   // Drops the views and the references behind them.
   void release() noexcept {
