@@ -470,7 +470,7 @@ void Call::append_status(http2::HeaderList& out) {
 
 // --- ending
 
-bool Call::decide(Status status, Metadata trailing) {
+bool Call::decide(Status&& status, Metadata&& trailing) {
   if (ended_) return false;
   ended_ = true;
   if (interceptors_) steady_end_ns_ = steady_ns();
@@ -482,7 +482,7 @@ bool Call::decide(Status status, Metadata trailing) {
   return true;
 }
 
-void Call::end(Status status, Metadata trailing) {
+void Call::end(Status&& status, Metadata&& trailing) {
   if (!decide(std::move(status), std::move(trailing)) || !stream_) return;
   if (!headers_sent_) {
     // Trailers-Only: one HEADERS frame with the status and END_STREAM.
@@ -499,7 +499,7 @@ void Call::end(Status status, Metadata trailing) {
   }
 }
 
-void Call::on_handler_returned(Status status, Metadata trailing) {
+void Call::on_handler_returned(Status&& status, Metadata&& trailing) {
   handler_done_ = true;
   release_admission();
   if (!ended_ && status.code != StatusCode::OK) {

@@ -125,12 +125,14 @@ class Call final : public http2::ResponseBody {
  private:
   struct Runner;
   Runner run(Task<void> task);
-  void on_handler_returned(Status status, Metadata trailing);
+  // Status and trailers are passed along by reference down to decide(), which moves them
+  // into the call once: three strings and a vector moved once per call, not three times.
+  void on_handler_returned(Status&& status, Metadata&& trailing);
   // Every way a call ends decides its final status here, once: it cancels the deadline,
   // fires the rpc_end probe and keeps the trailers. False if it was decided already.
-  bool decide(Status status, Metadata trailing);
+  bool decide(Status&& status, Metadata&& trailing);
   // decide(), then sends the status to the client (trailers, or Trailers-Only headers).
-  void end(Status status, Metadata trailing);
+  void end(Status&& status, Metadata&& trailing);
   void submit_response_headers();
   // grpc-status, grpc-message, the trailing metadata and grpc-status-details-bin of final_.
   void append_status(http2::HeaderList& out);
