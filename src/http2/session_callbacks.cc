@@ -63,8 +63,11 @@ int SessionCallbacks::on_begin_frame(nghttp2_session* ng, const nghttp2_frame_hd
   Session& s = self(user);
   if (s.phase_ != Session::Phase::kOpen) return kStop;
   // DATA on a stream that is gone is judged before nghttp2 sees it (Session::on_bytes):
-  // nghttp2 drops such DATA without a callback.
-  if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && !nghttp2_session_find_stream(ng, hd->stream_id)) {
+  // nghttp2 drops such DATA without a callback. A HEADERS frame past the last stream
+  // nghttp2 opened opens a new one (ClosedStreams has nothing to say about it): only one
+  // at or below it is looked up, so a request costs no stream-map probe here.
+  if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 &&
+      hd->stream_id <= nghttp2_session_get_last_proc_stream_id(ng) && !nghttp2_session_find_stream(ng, hd->stream_id)) {
     if (int rv = s.on_frame_for_missing_stream(hd->stream_id, true)) return rv;
   }
   // nghttp2 calls this for DATA only on a stream that may receive it.
