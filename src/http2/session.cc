@@ -201,7 +201,13 @@ void Session::reset(Stream& s, uint32_t h2_error) {
 
 void Session::consume(Stream& s, size_t n) {
   if (n == 0 || phase_ == Phase::kClosed) return;
-  nghttp2_session_consume(ng_, s.id, n);
+  // Once the client's DATA has ended, the stream's window no longer matters (nothing more
+  // may arrive on it): only the connection's goes back, without nghttp2's stream lookup.
+  if (s.remote_closed || s.last_data) {
+    nghttp2_session_consume_connection(ng_, n);
+  } else {
+    nghttp2_session_consume(ng_, s.id, n);
+  }
   request_flush();
 }
 

@@ -223,11 +223,12 @@ int SessionCallbacks::on_frame_recv(nghttp2_session* ng, const nghttp2_frame* fr
   }
 }
 
-int SessionCallbacks::on_data_chunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                    void* user) {
+int SessionCallbacks::on_data_chunk(nghttp2_session* ng, uint8_t flags, int32_t id, const uint8_t* data,
+                                    size_t len, void* user) {
   Session& s = self(user);
   if (s.phase_ != Session::Phase::kOpen) return kStop;
   Stream* st = stream(ng, id, user);
+  if (st && (flags & NGHTTP2_FLAG_END_STREAM)) st->last_data = true;
   if (st && !st->rules.malformed() && !st->rules.on_data(len)) {
     if (int rv = s.reset_malformed(*st)) return rv;
   }

@@ -137,6 +137,7 @@ struct Stream {
   ResponseBody* body = nullptr;
   std::unique_ptr<CannedBody> canned;  // body of a canned answer (Session::submit_canned_response)
   bool remote_closed = false;  // the client half-closed (END_STREAM)
+  bool last_data = false;      // the DATA frame being read carries END_STREAM
   bool local_closed = false;   // we sent END_STREAM
   bool peer_reset = false;     // the client sent RST_STREAM
   Stream* prev = nullptr;      // the session's list of open streams
