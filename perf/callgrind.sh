@@ -7,7 +7,9 @@
 # calls, each on fresh h2load connections, each followed by a callgrind dump (a dump holds
 # the instructions since the previous one). Connection set-up and tear-down are the same in
 # both runs and start-up is before both, so (I_large - I_small) / (LARGE - SMALL) is the
-# steady-state cost of one call. Default load is 1 connection x 1 stream (one call in flight:
+# steady-state cost of one call. Names are not compressed, so that callgrind_annotate can
+# read any one dump alone; perf/tools/callgrind_split.py splits a run's per-call figure by
+# layer (OUT_DIR/callgrind.out.PID SMALL LARGE). Default load is 1 connection x 1 stream (one call in flight:
 # no batching, the least timing-dependent shape); pass CONNS STREAMS for another shape.
 # CALL_METHOD / CALL_BODY / OUR_SERVER_FLAGS choose another call or server flags (tools/common.sh);
 # OURS_ONLY=1 skips gRPC C++. E.g. the generated service against the raw path on unary-1k:
@@ -42,7 +44,7 @@ measure() {  # measure NAME METHOD CMD...
   local name=$1 method=$2; shift 2
   rm -f "$OUT_DIR"/callgrind.out.*
   start_server "$OUT_DIR/callgrind-$name.log" 1800 \
-    valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/callgrind.out.%p" "$@"
+    valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$OUT_DIR/callgrind.out.%p" "$@"
   check_call "$SERVER_PORT" "$method"
   h2load_calls "$SERVER_PORT" "$method" 200 "$CONNS" "$STREAMS"   # warm-up
   dump_total "$SERVER_PID" > /dev/null
@@ -54,7 +56,7 @@ measure() {  # measure NAME METHOD CMD...
   local per_rpc=$(( (i_large - i_small) / (LARGE - SMALL) ))
   printf '%-16s %12s Ir for %6d calls, %12s Ir for %6d calls: %8d instructions per RPC\n' \
     "$name" "$i_small" "$SMALL" "$i_large" "$LARGE" "$per_rpc"
-  echo "  server: valgrind --tool=callgrind $*"
+  echo "  server: valgrind --tool=callgrind --compress-strings=no $*"
   echo "  load:   ${H2LOAD_CMD//-n $LARGE/-n {$SMALL,$LARGE\}}"
   eval "PER_RPC_$name=$per_rpc"
 }

@@ -6,6 +6,7 @@
 
 #include <exception>
 #include <functional>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -58,13 +59,6 @@ struct IsStream<Stream<T>> : std::true_type {};
 
 [[noreturn]] void throw_missing_request();
 
-template <class Req>
-Task<Req> read_single_request(ServerContext& ctx) {
-  auto req = co_await ctx.read<Req>();
-  if (!req) throw_missing_request();
-  co_return std::move(*req);
-}
-
 template <class T>
 struct IsTask : std::false_type {};
 template <class T>
@@ -87,21 +81,25 @@ T* response_of(Task<T>& task, ServerContext& ctx) {
   return &std::get<1>(p.value_);
 }
 
+// The request is read straight into this frame (no coroutine of its own to read it into,
+// no move out of one): one frame and one message move fewer per call.
 template <class Req, class F>
 Task<void> run_unary(const F& f, ServerContext& ctx) {
-  Req req = co_await read_single_request<Req>(ctx);
-  using Result = decltype(f(std::move(req), ctx));
+  std::optional<Req> req = co_await ctx.read<Req>();
+  if (!req) throw_missing_request();
+  using Result = decltype(f(std::move(*req), ctx));
   static_assert(IsTask<Result>::value, "a unary handler returns Task<Resp>");
   // A local, not a temporary: the response is written from the handler's promise in place.
-  Result task = f(std::move(req), ctx);
+  Result task = f(std::move(*req), ctx);
   co_await run_to_end(task);
   if (auto* resp = response_of(task, ctx)) co_await ctx.write(std::move(*resp));
 }
 
 template <class Req, class F>
 Task<void> run_server_streaming(const F& f, ServerContext& ctx) {
-  Req req = co_await read_single_request<Req>(ctx);
-  co_await f(std::move(req), ctx);
+  std::optional<Req> req = co_await ctx.read<Req>();
+  if (!req) throw_missing_request();
+  co_await f(std::move(*req), ctx);
 }
 
 template <class Req, class F>

@@ -1,5 +1,6 @@
 // NvArray: a HeaderList as the nghttp2_nv array nghttp2's submit calls take. nghttp2 copies
-// the fields it is given, so the array only has to outlive the submit call: on the stack
+// the fields it is given (but for HeaderField::lasting ones), so the array only has to
+// outlive the submit call: on the stack
 // for the few fields a gRPC response has, pooled beyond that. Used by Session (response
 // headers) and SessionCallbacks (trailers).
 #pragma once
@@ -17,16 +18,16 @@ class NvArray {
   explicit NvArray(const HeaderList& fields) : size_(fields.size()) {
     if (size_ > kInline) spill_.resize(size_);
     nghttp2_nv* out = data();
-    for (size_t i = 0; i < size_; ++i) out[i] = make_nv(fields[i].name, fields[i].value);
+    for (size_t i = 0; i < size_; ++i) out[i] = make_nv(fields[i]);
   }
   nghttp2_nv* data() { return size_ > kInline ? spill_.data() : inline_; }
   size_t size() const { return size_; }
 
  private:
-  static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-            NGHTTP2_NV_FLAG_NONE};
+  static nghttp2_nv make_nv(const HeaderField& f) {
+    return {reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
+            reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
+            f.lasting ? uint8_t{NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE} : uint8_t{NGHTTP2_NV_FLAG_NONE}};
   }
   static constexpr size_t kInline = 8;
   size_t size_;

@@ -158,15 +158,23 @@ void Session::check_done() {
 
 bool Session::submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body) {
   NvArray nva(headers);
+  return submit_nva(s, nva.data(), nva.size(), body);
+}
+
+bool Session::submit_fixed_headers(Stream& s, const FixedHeaders& headers, ResponseBody* body) {
+  return submit_nva(s, headers.data(), headers.size(), body);
+}
+
+bool Session::submit_nva(Stream& s, const nghttp2_nv* nva, size_t n, ResponseBody* body) {
   s.body = body;
   int rv;
   if (body) {
     nghttp2_data_provider prd;
     prd.source.ptr = &s;
     prd.read_callback = &SessionCallbacks::read_body;
-    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), &prd);
+    rv = nghttp2_submit_response(ng_, s.id, nva, n, &prd);
   } else {
-    rv = nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), nullptr);
+    rv = nghttp2_submit_response(ng_, s.id, nva, n, nullptr);
   }
   request_flush();
   return rv == 0;
@@ -193,7 +201,13 @@ void Session::reset(Stream& s, uint32_t h2_error) {
 
 void Session::consume(Stream& s, size_t n) {
   if (n == 0 || phase_ == Phase::kClosed) return;
-  nghttp2_session_consume(ng_, s.id, n);
+  // Once the client's DATA has ended, the stream's window no longer matters (nothing more
+  // may arrive on it): only the connection's goes back, without nghttp2's stream lookup.
+  if (s.remote_closed || s.last_data) {
+    nghttp2_session_consume_connection(ng_, n);
+  } else {
+    nghttp2_session_consume(ng_, s.id, n);
+  }
   request_flush();
 }
 

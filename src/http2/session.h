@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "http2/closed_streams.h"
+#include "http2/fixed_headers.h"
 #include "http2/frame_scanner.h"
 #include "http2/nghttp2_memory.h"
 #include "http2/peer_limits.h"
@@ -75,6 +76,7 @@ class Session final : public transport::ConnectionHandler {
   // Response headers; with a body source the stream stays open for DATA and trailers,
   // without one the HEADERS frame carries END_STREAM (gRPC Trailers-Only).
   bool submit_headers(Stream& s, const HeaderList& headers, ResponseBody* body);
+  bool submit_fixed_headers(Stream& s, const FixedHeaders& headers, ResponseBody* body);
   // A complete response with a short text body and no trailers (END_STREAM on the DATA).
   bool submit_canned_response(Stream& s, const HeaderList& headers, std::string body);
   void resume_body(Stream& s);
@@ -121,6 +123,7 @@ class Session final : public transport::ConnectionHandler {
  private:
   friend struct SessionCallbacks;  // session_callbacks.cc: nghttp2's events in
   void check_done();
+  bool submit_nva(Stream& s, const nghttp2_nv* nva, size_t n, ResponseBody* body);
   // Nothing queued, half-sent or open: SessionMemory may drop the frame buffer's pages.
   bool quiet_for_trim() const;
   size_t trim_now();  // only when quiet_for_trim(); returns the pages dropped

@@ -63,8 +63,11 @@ int SessionCallbacks::on_begin_frame(nghttp2_session* ng, const nghttp2_frame_hd
   Session& s = self(user);
   if (s.phase_ != Session::Phase::kOpen) return kStop;
   // DATA on a stream that is gone is judged before nghttp2 sees it (Session::on_bytes):
-  // nghttp2 drops such DATA without a callback.
-  if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && !nghttp2_session_find_stream(ng, hd->stream_id)) {
+  // nghttp2 drops such DATA without a callback. A HEADERS frame past the last stream
+  // nghttp2 opened opens a new one (ClosedStreams has nothing to say about it): only one
+  // at or below it is looked up, so a request costs no stream-map probe here.
+  if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 &&
+      hd->stream_id <= nghttp2_session_get_last_proc_stream_id(ng) && !nghttp2_session_find_stream(ng, hd->stream_id)) {
     if (int rv = s.on_frame_for_missing_stream(hd->stream_id, true)) return rv;
   }
   // nghttp2 calls this for DATA only on a stream that may receive it.
@@ -125,20 +128,25 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
   }
   RequestHead& h = st->head;
   switch (kind) {
-    case FieldName::kMethod: h.hold(h.method, value_buf); break;
-    case FieldName::kPath: h.hold(h.path, value_buf); break;
-    case FieldName::kScheme: h.hold(h.scheme, value_buf); break;
-    case FieldName::kAuthority: h.hold(h.authority, value_buf); break;
-    case FieldName::kContentType: h.hold(h.content_type, value_buf); break;
-    case FieldName::kTe: h.hold(h.te, value_buf); break;
+    case FieldName::kMethod: h.hold(h.method, value_buf, v); break;
+    case FieldName::kPath: h.hold(h.path, value_buf, v); break;
+    case FieldName::kScheme: h.hold(h.scheme, value_buf, v); break;
+    case FieldName::kAuthority: h.hold(h.authority, value_buf, v); break;
+    case FieldName::kContentType: h.hold(h.content_type, value_buf, v); break;
+    case FieldName::kTe: h.hold(h.te, value_buf, v); break;
     case FieldName::kGrpcTimeout:
-      h.hold(h.grpc_timeout, value_buf);
+      h.hold(h.grpc_timeout, value_buf, v);
       h.has_grpc_timeout = true;
       break;
-    case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf); break;
-    case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf); break;
-    case FieldName::kHost: h.hold(h.authority, value_buf); break;  // :authority, if any, came first
-    default: h.metadata.emplace_back(PooledString(n), PooledString(v)); break;
+    case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf, v); break;
+    case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf, v); break;
+    case FieldName::kHost: h.hold(h.authority, value_buf, v); break;  // :authority, if any, came first
+    default:
+      // Room for a few at once (user-agent, content-length and some metadata), not a
+      // reallocation and a move of every entry at the second and the third.
+      if (h.metadata.empty()) h.metadata.reserve(4);
+      h.metadata.emplace_back(PooledString(n), PooledString(v));
+      break;
   }
   return 0;
 }
@@ -215,11 +223,12 @@ int SessionCallbacks::on_frame_recv(nghttp2_session* ng, const nghttp2_frame* fr
   }
 }
 
-int SessionCallbacks::on_data_chunk(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                                    void* user) {
+int SessionCallbacks::on_data_chunk(nghttp2_session* ng, uint8_t flags, int32_t id, const uint8_t* data,
+                                    size_t len, void* user) {
   Session& s = self(user);
   if (s.phase_ != Session::Phase::kOpen) return kStop;
   Stream* st = stream(ng, id, user);
+  if (st && (flags & NGHTTP2_FLAG_END_STREAM)) st->last_data = true;
   if (st && !st->rules.malformed() && !st->rules.on_data(len)) {
     if (int rv = s.reset_malformed(*st)) return rv;
   }
@@ -336,6 +345,11 @@ ssize_t SessionCallbacks::read_body(nghttp2_session* ng, int32_t id, uint8_t*, s
   *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (eof) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (const FixedHeaders* fixed = st->body->body_fixed_trailers()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nghttp2_submit_trailer(ng, id, fixed->data(), fixed->size());
+      return static_cast<ssize_t>(n);
+    }
     static thread_local HeaderList trailers;  // reused by every call of the shard: no block each
     trailers.clear();
     st->body->body_trailers(trailers);

@@ -49,13 +49,12 @@ struct RequestHead {
   RequestHead& operator=(const RequestHead&) = delete;
   ~RequestHead() { release(); }
 
-  // Points `field` at value's bytes and holds value until release().
-  void hold(std::string_view& field, nghttp2_rcbuf* value) noexcept {
+  // Points `field` at `bytes` (value's buffer) and holds value until release().
+  void hold(std::string_view& field, nghttp2_rcbuf* value, std::string_view bytes) noexcept {
     if (!field.empty() || held_count_ == kMaxHeld) return;
-    nghttp2_vec buf = nghttp2_rcbuf_get_buf(value);
     nghttp2_rcbuf_incref(value);
     held_[held_count_++] = value;
-    field = {reinterpret_cast<const char*>(buf.base), buf.len};
+    field = bytes;
   }
   // Drops the views and the references behind them.
   void release() noexcept {
@@ -74,9 +73,17 @@ struct RequestHead {
 struct HeaderField {
   std::string_view name;
   std::string_view value;
+  // Name and value outlive the frame's sending: string literals, or storage of the call
+  // that lives until its stream is closed (nghttp2 drops a queued frame of a closed stream
+  // unread). nghttp2 then refers to them instead of copying them (and lower-casing the
+  // name: a lasting name must be lower case already), which is a third of what a
+  // submit costs it. Anything built on the stack must leave this false.
+  bool lasting = false;
 };
 // Built and dropped for every response: pooled (base/small_pool.h), not malloc'd.
 using HeaderList = std::vector<HeaderField, base::PoolAllocator<HeaderField>>;
+
+class FixedHeaders;  // fixed_headers.h
 
 // Supplies a response body without copying it into nghttp2, registered by the layer above.
 class ResponseBody {
@@ -88,6 +95,9 @@ class ResponseBody {
   virtual void body_emit(size_t n, transport::OutputQueue& out) noexcept = 0;
   // Trailers to send after the body's eof (the storage must live until the call returns).
   virtual void body_trailers(HeaderList& out) noexcept = 0;
+  // The same trailers as a FixedHeaders block when they are one (an OK status with nothing
+  // else); null to have body_trailers() asked instead.
+  virtual const FixedHeaders* body_fixed_trailers() noexcept { return nullptr; }
 
  protected:
   ~ResponseBody() = default;
@@ -127,6 +137,7 @@ struct Stream {
   ResponseBody* body = nullptr;
   std::unique_ptr<CannedBody> canned;  // body of a canned answer (Session::submit_canned_response)
   bool remote_closed = false;  // the client half-closed (END_STREAM)
+  bool last_data = false;      // the DATA frame being read carries END_STREAM
   bool local_closed = false;   // we sent END_STREAM
   bool peer_reset = false;     // the client sent RST_STREAM
   Stream* prev = nullptr;      // the session's list of open streams

@@ -54,6 +54,40 @@ constexpr size_t kMaxSendHeaderBlock = 64u << 10;
 
 int64_t steady_ns() { return std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1); }
 
+// grpc-status as text: a literal for the codes gRPC defines, so nothing is formatted per
+// call; any other value a handler cast into a StatusCode is written into `storage`.
+std::string_view status_digits(StatusCode code, std::string& storage) {
+  static constexpr std::string_view kDigits[] = {"0", "1", "2",  "3",  "4",  "5",  "6",  "7", "8",
+                                                 "9", "10", "11", "12", "13", "14", "15", "16"};
+  auto i = static_cast<unsigned>(code);
+  if (i < std::size(kDigits)) return kDigits[i];
+  storage = std::to_string(static_cast<int>(code));
+  return storage;
+}
+
+// The usual response head (no initial metadata from the handler), one per response
+// compression, and the trailers of a plain OK: built once, submitted as they are.
+const http2::FixedHeaders kHeadIdentity{
+    {":status", "200"}, {"content-type", "application/grpc"}, {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kHeadGzip{{":status", "200"},
+                                    {"content-type", "application/grpc"},
+                                    {"grpc-encoding", "gzip"},
+                                    {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kHeadDeflate{{":status", "200"},
+                                       {"content-type", "application/grpc"},
+                                       {"grpc-encoding", "deflate"},
+                                       {"grpc-accept-encoding", kAcceptEncoding}};
+const http2::FixedHeaders kOkTrailers{{"grpc-status", "0"}};
+
+const http2::FixedHeaders& fixed_head(Compression response) {
+  switch (response) {
+    case Compression::kGzip: return kHeadGzip;
+    case Compression::kDeflate: return kHeadDeflate;
+    case Compression::kNone: break;
+  }
+  return kHeadIdentity;
+}
+
 size_t header_list_bytes(const http2::HeaderList& h) {
   size_t n = 0;
   for (const auto& f : h) n += f.name.size() + f.value.size() + 32;
@@ -303,7 +337,11 @@ void Call::add_initial_metadata(std::string k, std::string v) {
 void Call::submit_response_headers() {
   headers_sent_ = true;
   if (!stream_) return;
-  http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
+  if (initial_.empty()) {  // what add_response_headers() would add, as one fixed block
+    owner_.session().submit_fixed_headers(*stream_, fixed_head(compression_.response()), this);
+    return;
+  }
+  http2::HeaderList h{{":status", "200", true}, {"content-type", "application/grpc", true}};
   std::vector<std::string> encoded;
   append_metadata(initial_, encoded, h);
   compression_.add_response_headers(h, true);
@@ -383,6 +421,14 @@ void Call::body_emit(size_t n, transport::OutputQueue& out) noexcept {
   if (outbound_bytes_ <= owner_.config().write_watermark) wake_writer();
 }
 
+const http2::FixedHeaders* Call::body_fixed_trailers() noexcept {
+  // What append_status() would write for a plain OK (details go only with an error).
+  if (!final_.ok() || !final_.message.empty() || !trailing_.empty()) return nullptr;
+  // Over the client's limit body_trailers() says why instead (it never is, at 44 bytes).
+  const size_t limit = std::min<size_t>(owner_.session().peer_max_header_list_bytes(), kMaxSendHeaderBlock);
+  return kOkTrailers.list_bytes() <= limit ? &kOkTrailers : nullptr;
+}
+
 void Call::body_trailers(http2::HeaderList& out) noexcept {
   const size_t head = out.size();  // Trailers-Only: the response head is in the same block
   append_status(out);
@@ -405,24 +451,26 @@ void Call::body_trailers(http2::HeaderList& out) noexcept {
   append_status(out);
 }
 
+// The status and its texts are the call's own members (or literals) and stay as they are
+// until the call is freed, after its stream closed: nghttp2 may refer to them (lasting).
+// Metadata is copied: its keys are the handler's.
 void Call::append_status(http2::HeaderList& out) {
-  status_text_ = std::to_string(static_cast<int>(final_.code));
-  out.push_back({"grpc-status", status_text_});
+  out.push_back({"grpc-status", status_digits(final_.code, status_text_), true});
   if (!final_.message.empty()) {
     message_text_ = percent_encode_message(final_.message);
-    out.push_back({"grpc-message", message_text_});
+    out.push_back({"grpc-message", message_text_, true});
   }
   append_metadata(trailing_, encoded_trailing_, out);
   // Rich details only with an error, as gRPC sends them: base64 without padding.
   if (!final_.ok() && !final_.details.empty()) {
     details_text_ = base64_encode(final_.details);
-    out.push_back({"grpc-status-details-bin", details_text_});
+    out.push_back({"grpc-status-details-bin", details_text_, true});
   }
 }
 
 // --- ending
 
-bool Call::decide(Status status, Metadata trailing) {
+bool Call::decide(Status&& status, Metadata&& trailing) {
   if (ended_) return false;
   ended_ = true;
   if (interceptors_) steady_end_ns_ = steady_ns();
@@ -434,12 +482,12 @@ bool Call::decide(Status status, Metadata trailing) {
   return true;
 }
 
-void Call::end(Status status, Metadata trailing) {
+void Call::end(Status&& status, Metadata&& trailing) {
   if (!decide(std::move(status), std::move(trailing)) || !stream_) return;
   if (!headers_sent_) {
     // Trailers-Only: one HEADERS frame with the status and END_STREAM.
     headers_sent_ = true;
-    http2::HeaderList h{{":status", "200"}, {"content-type", "application/grpc"}};
+    http2::HeaderList h{{":status", "200", true}, {"content-type", "application/grpc", true}};
     std::vector<std::string> encoded;
     append_metadata(initial_, encoded, h);
     compression_.add_response_headers(h, false);
@@ -451,7 +499,7 @@ void Call::end(Status status, Metadata trailing) {
   }
 }
 
-void Call::on_handler_returned(Status status, Metadata trailing) {
+void Call::on_handler_returned(Status&& status, Metadata&& trailing) {
   handler_done_ = true;
   release_admission();
   if (!ended_ && status.code != StatusCode::OK) {

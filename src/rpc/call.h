@@ -117,6 +117,7 @@ class Call final : public http2::ResponseBody {
   size_t body_ready(size_t max, bool* eof) noexcept override;
   void body_emit(size_t n, transport::OutputQueue& out) noexcept override;
   void body_trailers(http2::HeaderList& out) noexcept override;
+  const http2::FixedHeaders* body_fixed_trailers() noexcept override;
 
   Call* prev_ = nullptr;  // ConnectionCalls' list
   Call* next_ = nullptr;
@@ -124,12 +125,14 @@ class Call final : public http2::ResponseBody {
  private:
   struct Runner;
   Runner run(Task<void> task);
-  void on_handler_returned(Status status, Metadata trailing);
+  // Status and trailers are passed along by reference down to decide(), which moves them
+  // into the call once: three strings and a vector moved once per call, not three times.
+  void on_handler_returned(Status&& status, Metadata&& trailing);
   // Every way a call ends decides its final status here, once: it cancels the deadline,
   // fires the rpc_end probe and keeps the trailers. False if it was decided already.
-  bool decide(Status status, Metadata trailing);
+  bool decide(Status&& status, Metadata&& trailing);
   // decide(), then sends the status to the client (trailers, or Trailers-Only headers).
-  void end(Status status, Metadata trailing);
+  void end(Status&& status, Metadata&& trailing);
   void submit_response_headers();
   // grpc-status, grpc-message, the trailing metadata and grpc-status-details-bin of final_.
   void append_status(http2::HeaderList& out);
@@ -234,7 +237,7 @@ class Call final : public http2::ResponseBody {
   std::string error_details_;  // serialized google.rpc.Status (set_error_details)
   Metadata trailing_;
   Status final_;
-  std::string status_text_;    // storage for trailers while nghttp2 copies them
+  std::string status_text_;    // grpc-status of a code outside the defined ones (status_digits)
   std::string message_text_;
   std::string details_text_;   // grpc-status-details-bin, base64
   std::vector<std::string> encoded_trailing_;  // -bin trailer values while nghttp2 copies them

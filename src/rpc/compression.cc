@@ -166,8 +166,9 @@ bool CallCompression::compress_slow(Bytes& message) const {
 }
 
 void CallCompression::add_response_headers(http2::HeaderList& h, bool with_messages) const {
-  if (with_messages && response_ != Compression::kNone) h.push_back({"grpc-encoding", encoding_name(response_)});
-  h.push_back({"grpc-accept-encoding", kAcceptEncoding});
+  // Literals: nghttp2 may refer to them rather than copy them (HeaderField::lasting).
+  if (with_messages && response_ != Compression::kNone) h.push_back({"grpc-encoding", encoding_name(response_), true});
+  h.push_back({"grpc-accept-encoding", kAcceptEncoding, true});
 }
 
 }  // namespace uringrpc::rpc

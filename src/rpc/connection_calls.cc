@@ -113,7 +113,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
            true);
     return;
   }
-  const MethodTable::Entry* method = config_.methods->find(head.path);
+  const MethodTable::Entry* method = config_.methods->find(head.path, last_method_);
   const bool fallback = !method;
   if (fallback) method = config_.methods->fallback();
   if (!method) {

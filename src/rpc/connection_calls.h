@@ -66,6 +66,7 @@ class ConnectionCalls final : public http2::StreamListener {
   Call* calls_ = nullptr;
   size_t live_calls_ = 0;     // calls_ entries: a reset stream's handler counts until it ends
   uint32_t max_streams_;      // advertised SETTINGS_MAX_CONCURRENT_STREAMS
+  uint32_t last_method_ = MethodTable::kUnknownSlot;  // slot of the last call's method (a lookup hint)
   MemoryBudget* budget_;      // this shard's, or null
   ShardMetrics* metrics_;     // this shard's, or null (metrics off)
   loop::Timer idle_timer_;

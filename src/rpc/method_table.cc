@@ -14,7 +14,8 @@ void MethodTable::add(std::string path, MethodHandler handler) {
   if (!handler.run) throw std::invalid_argument("empty handler for " + path);
   if (entries_.count(path)) throw std::invalid_argument("method registered twice: " + path);
   std::string key = path;
-  entries_.emplace(std::move(key), Entry{std::move(path), std::move(handler), entries_.size() + 1});
+  auto it = entries_.emplace(std::move(key), Entry{std::move(path), std::move(handler), entries_.size() + 1}).first;
+  by_slot_.push_back(&it->second);
 }
 
 void MethodTable::set_fallback(MethodHandler handler) {
