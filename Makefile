@@ -88,6 +88,12 @@ $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
+# Test code (tests/) is compiled for build time, not run time: at -O0 with line tables only
+# it compiles in about half the time (a fifth under ASan+UBSan), and CI builds it twice.
+# The library, the programs and the examples under test keep CXXFLAGS as they are.
+TEST_OPT_FLAGS ?= -O0 -g1
+$(BUILD)/obj/tests/%.o: CXXFLAGS += $(TEST_OPT_FLAGS)
+
 $(BUILD)/gen/%.pb.cc $(BUILD)/gen/%.pb.h: proto/%.proto | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	protoc -Iproto --cpp_out=$(BUILD)/gen $<
@@ -371,7 +377,7 @@ $(SYSTEMD_TEST_SERVER): $(BUILD)/obj/tests/systemd/systemd_test_server.o $(LIB)
 .PHONY: tsan tsan-run
 tsan:
 	$(MAKE) TSAN=1 tsan-run
-tsan-run: $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests
+tsan-run: $(BUILD)/tests/unit-tests $(BUILD)/tests/e2e-tests $(BUILD)/tests/seed-tests $(BUILD)/tests/wake-tests
 	@BUILD=$(BUILD) bash tests/tsan.sh
 # ---- end ThreadSanitizer
 
@@ -585,3 +591,110 @@ $(BUILD)/perf/grpc-go-server: perf/anchors/go/main.go $(PERF_GO_PKG)/test_grpc.p
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(wildcard $(BUILD)/gen/*.uringrpc.d)
+
+# ---- fan-out against grpc-go (issue 15)
+# `make fanout-compare`: checks that our fanout-server and grpc-go's apply the same
+# slow-subscriber policy, then loads both with the same fanout-client in its own process,
+# interleaved rounds (perf/fanout_compare.py; FANOUT_COMPARE_ARGS adds its flags).
+# The Go side is built offline from Debian's packages (perf/install-deps), GOPATH mode.
+FANOUT_GO_PKG := $(PERF_GEN)/go/src/uringrpc/helloworldpb
+FANOUT_GO_MAP := Mhelloworld.proto=uringrpc/helloworldpb
+FANOUT_COMPARE_ARGS ?=
+.PHONY: fanout-compare fanout-compare-build
+fanout-compare: fanout-compare-build
+	/usr/bin/python3 perf/fanout_policy_check.py --build $(BUILD)
+	/usr/bin/python3 perf/fanout_compare.py --build $(BUILD) $(FANOUT_COMPARE_ARGS)
+fanout-compare-build: $(BUILD)/perf/fanout-server $(BUILD)/perf/fanout-client $(BUILD)/perf/grpc-go-fanout-server \
+  $(BUILD)/perf/fanout-bench
+$(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/perf/clients/fanout_client.o: CPPFLAGS += -I$(BUILD)/gen -I$(REFLECTION_TEST_GEN)
+$(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/perf/clients/fanout_client.o: \
+  | $(SERVICE_HDRS) $(PROTO_SRCS) $(REFLECTION_TEST_GEN)/helloworld.grpc.pb.h
+$(BUILD)/perf/fanout-server: $(BUILD)/obj/perf/fanout_server.o $(BUILD)/obj/examples/fanout/fanout.o \
+  $(patsubst %,$(BUILD)/obj/gen/%.o,helloworld.pb helloworld.uringrpc.pb) $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+$(BUILD)/perf/fanout-client: $(BUILD)/obj/perf/clients/fanout_client.o $(BUILD)/obj/gen/helloworld.pb.o \
+  $(BUILD)/obj/gen-reflection-test/helloworld.grpc.pb.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_LIBS) -lprotobuf -o $@
+$(FANOUT_GO_PKG)/helloworld_grpc.pb.go: proto/helloworld.proto | $(PERF_DEPS_STAMP)
+	@mkdir -p $(PERF_GEN)/go/src
+	protoc -Iproto --go_out=$(FANOUT_GO_MAP):$(PERF_GEN)/go/src --go-grpc_out=$(FANOUT_GO_MAP):$(PERF_GEN)/go/src \
+	  helloworld.proto
+$(BUILD)/perf/grpc-go-fanout-server: perf/anchors/go/fanout/main.go $(FANOUT_GO_PKG)/helloworld_grpc.pb.go \
+  $(PERF_DEPS_STAMP)
+	@mkdir -p $(@D)
+	cd perf/anchors/go/fanout && $(PERF_GO_ENV) go build -o $(abspath $@) .
+# ---- end fan-out against grpc-go
+
+# ---- getsum benchmark (HttpArena's gRPC unary profile: perf/getsum_bench.py)
+# benchmark.BenchmarkService/GetSum (perf/proto/benchmark.proto) served by our getsum-server
+# (default ServerOptions, the class protoc-gen-uringrpc generates), by gRPC C++ and by grpc-go,
+# loaded by h2load at 256 and 1,024 connections x 100 streams. `make getsum-bench` builds
+# the three servers and runs the whole comparison (GETSUM_ARGS passes options to the script).
+GETSUM_GEN      := $(BUILD)/getsum-gen
+GETSUM_GO_PKG   := $(GETSUM_GEN)/go/src/uringrpc/getsumpb
+GETSUM_GO_ENV    = GOPATH=$(abspath $(GETSUM_GEN)/go):/usr/share/gocode GO111MODULE=off GOPROXY=off \
+                   GOFLAGS= GOCACHE=$(abspath $(PERF_GEN)/go-cache)
+GETSUM_SERVERS  := $(BUILD)/bin/getsum-server $(BUILD)/perf/getsum-grpc-cpp-server \
+                   $(BUILD)/perf/getsum-grpc-go-server
+GETSUM_ARGS     ?=
+.PHONY: getsum-bench getsum-servers
+getsum-bench: getsum-servers
+	/usr/bin/python3 perf/getsum_bench.py --build $(BUILD) $(GETSUM_ARGS)
+getsum-servers: $(GETSUM_SERVERS)
+
+$(GETSUM_GEN)/%.pb.cc $(GETSUM_GEN)/%.pb.h: perf/proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --cpp_out=$(GETSUM_GEN) $*.proto
+$(GETSUM_GEN)/%.uringrpc.pb.cc $(GETSUM_GEN)/%.uringrpc.pb.h: perf/proto/%.proto $(PLUGIN) | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --plugin=protoc-gen-uringrpc=$(PLUGIN) --uringrpc_out=$(GETSUM_GEN) $*.proto
+$(GETSUM_GEN)/%.grpc.pb.cc $(GETSUM_GEN)/%.grpc.pb.h: perf/proto/%.proto | $(DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)
+	protoc -Iperf/proto --grpc_out=$(GETSUM_GEN) --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) $*.proto
+GETSUM_GEN_HDRS := $(patsubst %,$(GETSUM_GEN)/benchmark.%.h,pb uringrpc.pb grpc.pb)
+
+# protobuf's and grpc_cpp_plugin's code without -Werror, ours with it (as everywhere else).
+$(BUILD)/obj/getsum-gen/%.o: $(GETSUM_GEN)/%.cc | $(GETSUM_GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(GETSUM_GEN) $(filter-out -Werror,$(CXXFLAGS)) -c $< -o $@
+$(BUILD)/obj/getsum-gen/%.uringrpc.pb.o: $(GETSUM_GEN)/%.uringrpc.pb.cc | $(GETSUM_GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -I$(GETSUM_GEN) $(CXXFLAGS) -c $< -o $@
+$(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o: CPPFLAGS += -I$(GETSUM_GEN)
+$(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o: | $(GETSUM_GEN_HDRS)
+
+$(BUILD)/bin/getsum-server: $(BUILD)/obj/perf/getsum_server.o $(BUILD)/obj/getsum-gen/benchmark.pb.o \
+  $(BUILD)/obj/getsum-gen/benchmark.uringrpc.pb.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(LIBS) -o $@
+$(BUILD)/perf/getsum-grpc-cpp-server: $(BUILD)/obj/perf/anchors/getsum_grpc_cpp_server.o \
+  $(BUILD)/obj/getsum-gen/benchmark.pb.o $(BUILD)/obj/getsum-gen/benchmark.grpc.pb.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ $(GRPC_CPP_LIBS) -o $@
+
+# grpc-go offline from Debian's Go sources (GOPATH mode, no module proxy), as the TestService
+# anchor; benchmark.proto declares no go_package, so it is mapped to uringrpc/getsumpb.
+$(GETSUM_GO_PKG)/benchmark_grpc.pb.go: perf/proto/benchmark.proto | $(PERF_DEPS_STAMP)
+	@mkdir -p $(GETSUM_GEN)/go/src
+	protoc -Iperf/proto --go_out=Mbenchmark.proto=uringrpc/getsumpb:$(GETSUM_GEN)/go/src \
+	  --go-grpc_out=Mbenchmark.proto=uringrpc/getsumpb:$(GETSUM_GEN)/go/src benchmark.proto
+$(BUILD)/perf/getsum-grpc-go-server: perf/anchors/go-getsum/main.go $(GETSUM_GO_PKG)/benchmark_grpc.pb.go $(PERF_DEPS_STAMP)
+	@mkdir -p $(@D)
+	cd perf/anchors/go-getsum && $(GETSUM_GO_ENV) go build -o $(abspath $@) .
+# ---- end getsum benchmark
+
+# ---- c100k (issue 16: 100,000 idle connections on one machine)
+# hold-client: opens and holds N h2c connections (io_uring, one thread), K of them active on
+# command. `make c100k-bench`: perf/c100k_bench.py, ours and the gRPC C++ and grpc-go anchors
+# at 100,000 idle connections, then 10,000 active (perf/README.md, "100,000 connections").
+# The script takes /tmp/machine.lock exclusively for each server itself (not around the
+# whole run, so other work gets the machine in between).
+.PHONY: c100k-bench
+c100k-bench: $(BUILD)/perf/hold-client $(BENCH_SERVERS) $(BUILD)/perf/storm-client
+	/usr/bin/python3 perf/c100k_bench.py --build $(BUILD)
+$(BUILD)/perf/hold-client: $(BUILD)/obj/perf/clients/hold_client.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $^ -luring -lnghttp2 -o $@
+# ---- end c100k

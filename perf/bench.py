@@ -148,10 +148,11 @@ def split_grpc_messages(data, encoding=None):
 
 
 # ---- one real gRPC call over h2c or TLS with the h2 library: the check before each scenario.
-def grpc_call(port, method, body, tls=False, timeout=10.0, encoding=None):
+def grpc_call(port, method, body, tls=False, timeout=10.0, encoding=None, path=None):
     """Sends `body` (already length-prefixed; with `encoding`, its messages compressed with it)
-    and returns (headers, trailers, messages, compressed, data_bytes): `compressed` counts the
-    reply's messages that came flagged as compressed, `data_bytes` is the DATA as sent."""
+    to `path` (default: TestService's `method`) and returns (headers, trailers, messages,
+    compressed, data_bytes): `compressed` counts the reply's messages that came flagged as
+    compressed, `data_bytes` is the DATA as sent."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock = raw
     if tls:
@@ -164,7 +165,7 @@ def grpc_call(port, method, body, tls=False, timeout=10.0, encoding=None):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         conn.initiate_connection()
         conn.send_headers(1, [(":method", "POST"), (":scheme", "https" if tls else "http"),
-                              (":path", SERVICE + method), (":authority", f"127.0.0.1:{port}"),
+                              (":path", path or SERVICE + method), (":authority", f"127.0.0.1:{port}"),
                               ("content-type", "application/grpc"), ("te", "trailers")]
                           + ([("grpc-encoding", encoding), ("grpc-accept-encoding", encoding)] if encoding else []))
         conn.send_data(1, body, end_stream=True)

@@ -102,7 +102,14 @@ bool parse_compression(std::string_view name, uringrpc::Compression& out) {
   return true;
 }
 
-bool parse_number(const char* text, unsigned& out) {
+bool parse_on_off(std::string_view value, bool& out) {
+  if (value != "on" && value != "off") return false;
+  out = value == "on";
+  return true;
+}
+
+template <class N>
+bool parse_number(const char* text, N& out) {
   std::string_view s(text);
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && end == s.data() + s.size();
@@ -110,7 +117,8 @@ bool parse_number(const char* text, unsigned& out) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] "
-               "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate] [--metrics off|on]\n",
+               "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate] [--metrics off|on] "
+               "[--pin off|on] [--steer off|on] [--max-concurrent N]\n",
                argv0);
   return 2;
 }
@@ -142,6 +150,9 @@ int main(int argc, char** argv) {
     } else if (flag == "--compression" && parse_compression(value, options.calls.default_compression)) {
     } else if (flag == "--metrics" && (value == std::string_view("on") || value == std::string_view("off"))) {
       options.metrics.enabled = value == std::string_view("on");
+    } else if (flag == "--pin" && parse_on_off(value, options.loop.pin_shards_to_cpus)) {
+    } else if (flag == "--steer" && parse_on_off(value, options.listen.steer_to_receiving_cpu)) {
+    } else if (flag == "--max-concurrent" && parse_number(value, options.calls.max_concurrent)) {
     } else if (flag == "--tls-cert") {
       tls_cert = value;
     } else if (flag == "--tls-key") {

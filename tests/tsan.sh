@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# ThreadSanitizer run of the tests where threads meet (`make tsan`, run by .ci/run): shard
-# threads against the test thread, two shards (the seed tests run with the default, one
-# shard per CPU), Server::stop from outside and inside a handler, the offload pool.
+# ThreadSanitizer run of the tests where threads meet (`make tsan`, by hand: not in CI's
+# 30 minutes): shard threads against the test thread, two shards (the seed tests run with
+# the default, one shard per CPU), Server::stop from outside and inside a handler, the
+# offload pool, and the wake primitives (uringrpc/wake.h: posts, Event, Promise/Future,
+# Channel, from_callback completed from other threads; the backend-call and fan-out examples).
 # Any TSan report fails the run (the runtime exits 66). A test that fails without a report
 # is run once more, alone: under TSan everything is 5-15x slower, and the e2e tests' client
 # deadlines (2-10 s) can expire on a loaded 2-core machine; a second failure fails the run.
@@ -28,8 +30,9 @@ run() {
   rm -f "$out"
   [ "$rc" -eq 0 ] || { echo "$bin failed (exit $rc)" >&2; failed=$((failed + 1)); }
 }
-run "$build/tests/unit-tests" 'RpcCalls*:FreshRpcCalls*:StalledRpcCalls*:BufferRing*:Listener*'
+run "$build/tests/unit-tests" 'RpcCalls*:FreshRpcCalls*:StalledRpcCalls*:BufferRing*:Listener*:Wake*'
 run "$build/tests/e2e-tests" 'Concurrency.*:HandlerRuntime.*:ServerLifecycle.*:Cancellation.*:*MaxConnections*'
 run "$build/tests/seed-tests" '*'
+run "$build/tests/wake-tests" '*'
 echo "tsan: $failed failed binaries in $(( $(date +%s) - start )) s"
 [ "$failed" -eq 0 ]

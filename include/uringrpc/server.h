@@ -47,6 +47,11 @@ struct ListenOptions {
   // Connections open at once across the server; at the cap accepting pauses (existing
   // connections keep working). 0: no cap.
   size_t max_connections = 0;
+  // At start(), raise the process's soft RLIMIT_NOFILE to its hard limit (as Go's runtime
+  // does): each connection is a descriptor, and the usual soft limit of 1,024 (kept for
+  // select(), which the server does not use) would stop it near 1,000 connections while
+  // the hard limit allows far more. Processes started later inherit the raised limit.
+  bool raise_descriptor_limit = true;
   // With so_reuseport and loop.pin_shards_to_cpus (and not share_port): the kernel hands a
   // new connection to the shard pinned to the CPU that received it (a reuseport BPF
   // program), so its packets, its handlers and its memory stay on one CPU. Connections
@@ -57,7 +62,8 @@ struct ListenOptions {
 // A connection's life: its handshake, and when it is asked to go away.
 struct ConnectionOptions {
   // A new connection must finish its TLS handshake (secure ports) and send the HTTP/2
-  // client preface within this time, or it is closed. 0: no deadline.
+  // client preface within this time, or it is closed. Time its bytes wait unread on our
+  // side (every receive buffer held by calls in progress) does not count. 0: no deadline.
   std::chrono::milliseconds handshake_timeout{10'000};
   // A connection with no call open for max_idle, or older than max_age (each ±10%
   // jitter), gets a graceful GOAWAY; calls still running max_age_grace after an age
@@ -112,6 +118,7 @@ struct Http2Options {
 // Calls: how many, how large, how much they may buffer.
 struct CallOptions {
   // Server-wide cap on RPCs being served; 0 means no cap. Beyond it: RESOURCE_EXHAUSTED.
+  // Exact across shards, with no write shared between them per RPC below the cap.
   size_t max_concurrent = 0;
   // Largest request message accepted; a larger length prefix ends the RPC with
   // RESOURCE_EXHAUSTED before any of its payload is buffered. A compressed message is

@@ -147,11 +147,13 @@ class FutureState final : public WakeState {
   enum : int { kEmpty, kWriting, kReady };
   using Result = std::variant<std::monostate, ValueOf<T>, std::exception_ptr>;
 
-  // Any thread. False if already completed.
-  bool complete(Result result) {
+  // Any thread. False if already completed. Emplaces in place: assigning a whole variant
+  // trips g++ 12's -Wmaybe-uninitialized at -O2 for some T (grpc::Status under TSan).
+  template <size_t I, class... A>
+  bool complete(std::in_place_index_t<I>, A&&... args) {
     int expected = kEmpty;
     if (!stage_.compare_exchange_strong(expected, kWriting, std::memory_order_acquire)) return false;
-    result_ = std::move(result);
+    result_.template emplace<I>(std::forward<A>(args)...);
     stage_.store(kReady, std::memory_order_release);
     request_wake();
     return true;
@@ -275,17 +277,16 @@ class Promise {
   // Any thread. Return false (and drop the value) if the promise was fulfilled already.
   // Safe after the awaiting call was cancelled or the server stopped: the value is dropped.
   bool set_value(detail::ValueOf<T> value) requires(!std::is_void_v<T>) {
-    return live().complete(Result(std::in_place_index<1>, std::move(value)));
+    return live().complete(std::in_place_index<1>, std::move(value));
   }
   bool set_value() requires std::is_void_v<T> {
-    return live().complete(Result(std::in_place_index<1>));
+    return live().complete(std::in_place_index<1>);
   }
   bool set_exception(std::exception_ptr error) {
-    return live().complete(Result(std::in_place_index<2>, std::move(error)));
+    return live().complete(std::in_place_index<2>, std::move(error));
   }
 
  private:
-  using Result = typename detail::FutureState<T>::Result;
   detail::FutureState<T>& live() {
     if (!state_) detail::throw_usage("uringrpc::Promise used after being moved from");
     return *state_;
@@ -293,7 +294,7 @@ class Promise {
   void abandon() noexcept {
     if (state_ && !state_->ready()) {
       try {
-        state_->complete(Result(std::in_place_index<2>, std::make_exception_ptr(BrokenPromise())));
+        state_->complete(std::in_place_index<2>, std::make_exception_ptr(BrokenPromise()));
       } catch (...) {  // out of memory: the waiter stays suspended until its call ends
       }
     }
@@ -510,13 +511,57 @@ class ChannelState final : public WakeState {
 
 }  // namespace detail
 
+namespace detail {
+// Keeps a channel open while a receiving handle exists: the last Channel<T> handle closes
+// it, so producers holding only ChannelSenders see closed() once the receiver is gone.
+template <class T>
+class ChannelReceiverSide {
+ public:
+  explicit ChannelReceiverSide(std::shared_ptr<ChannelState<T>> state) noexcept : state(std::move(state)) {}
+  ChannelReceiverSide(const ChannelReceiverSide&) = delete;
+  ChannelReceiverSide& operator=(const ChannelReceiverSide&) = delete;
+  ~ChannelReceiverSide() { state->close(); }
+  const std::shared_ptr<ChannelState<T>> state;
+};
+}  // namespace detail
+
+template <class T>
+class Channel;
+
+// The producers' half of a Channel: sends from any thread, and does not keep the channel
+// open. Once every Channel<T> handle (the receiver's) is gone, the channel is closed and
+// sends return false, so a publisher holding senders of handlers that ended sees it.
+template <class T>
+class ChannelSender {
+ public:
+  // Any thread. Queues value unless the channel is full or closed (then returns false and
+  // leaves an rvalue argument untouched).
+  bool try_send(const T& value) const { return state_->push(value, false); }
+  bool try_send(T&& value) const { return state_->push(std::move(value), false); }
+  // Any thread. Queues value, dropping the oldest queued value when full (counted by
+  // dropped()). Returns false only when closed.
+  bool send_dropping_oldest(T value) const { return state_->push(std::move(value), true); }
+  // Any thread; idempotent. The receiver gets what is queued, then nullopt; sends fail.
+  void close() const { state_->close(); }
+  bool closed() const { return state_->closed(); }
+  size_t size() const { return state_->size(); }
+  size_t capacity() const noexcept { return state_->capacity(); }
+  uint64_t dropped() const { return state_->dropped(); }
+
+ private:
+  friend class Channel<T>;
+  explicit ChannelSender(std::shared_ptr<detail::ChannelState<T>> s) noexcept : state_(std::move(s)) {}
+  std::shared_ptr<detail::ChannelState<T>> state_;
+};
+
 // A bounded queue from any threads to one handler: senders never block (try_send answers
 // false when the channel is full or closed), the handler `co_await`s receive() on the
-// channel's shard. Copyable handle: give copies to the producers.
+// channel's shard. Copyable handle; the channel closes itself when the last copy is gone.
+// Give producers a sender(), which does not keep it open:
 //   uringrpc::Channel<Event> ch(64);                 // in a handler: bound to its shard
-//   registry.add(ch);                                // producers: ch.try_send(e)
+//   registry.add(ch.sender());                       // producers: sender.try_send(e)
 //   while (auto e = co_await ch.receive()) co_await ctx.write(encode(*e));
-//   registry.remove(ch); ch.close();                 // so producers see closed()
+//   // the handler ends (or is cancelled): ch closes, the producers' try_send returns false
 // The slow-receiver policy is the producer's: on a full channel, try_send() returns false
 // (drop the new value, or close() the channel to disconnect the receiver), or
 // send_dropping_oldest() makes room by dropping the oldest queued value.
@@ -527,54 +572,57 @@ class Channel {
   // Throws std::invalid_argument for a capacity of 0.
   explicit Channel(size_t capacity) : Channel(capacity, detail::bind_here("uringrpc::Channel")) {}
   Channel(size_t capacity, ShardRef shard)
-      : state_(capacity == 0 ? throw std::invalid_argument("uringrpc::Channel capacity must be at least 1")
-                             : std::make_shared<detail::ChannelState<T>>(std::move(shard), capacity)) {}
+      : side_(std::make_shared<detail::ChannelReceiverSide<T>>(
+            capacity == 0 ? throw std::invalid_argument("uringrpc::Channel capacity must be at least 1")
+                          : std::make_shared<detail::ChannelState<T>>(std::move(shard), capacity))) {}
 
-  // Any thread. Queues value unless the channel is full or closed (then returns false and
-  // leaves an rvalue argument untouched).
-  bool try_send(const T& value) const { return state_->push(value, false); }
-  bool try_send(T&& value) const { return state_->push(std::move(value), false); }
-  // Any thread. Queues value, dropping the oldest queued value when full (counted by
-  // dropped()). Returns false only when closed.
-  bool send_dropping_oldest(T value) const { return state_->push(std::move(value), true); }
+  // A send-only handle for producers (any thread); it does not keep the channel open.
+  ChannelSender<T> sender() const { return ChannelSender<T>(side_->state); }
+
+  // The same operations as ChannelSender, for code that holds the channel itself.
+  bool try_send(const T& value) const { return side_->state->push(value, false); }
+  bool try_send(T&& value) const { return side_->state->push(std::move(value), false); }
+  bool send_dropping_oldest(T value) const { return side_->state->push(std::move(value), true); }
   // Any thread; idempotent. receive() returns what is queued, then nullopt; sends fail.
-  void close() const { state_->close(); }
-  bool closed() const { return state_->closed(); }
-  size_t size() const { return state_->size(); }
-  size_t capacity() const noexcept { return state_->capacity(); }
-  uint64_t dropped() const { return state_->dropped(); }
+  void close() const { side_->state->close(); }
+  bool closed() const { return side_->state->closed(); }
+  size_t size() const { return side_->state->size(); }
+  size_t capacity() const noexcept { return side_->state->capacity(); }
+  uint64_t dropped() const { return side_->state->dropped(); }
 
   class [[nodiscard("co_await it: receive() alone does not wait")]] ReceiveAwaiter {
    public:
-    bool await_ready() { return state_->pop(value_, false); }
+    bool await_ready() { return state().pop(value_, false); }
     bool await_suspend(std::coroutine_handle<> h) {
-      state_->check_owner("uringrpc::Channel must be received from on the shard it is bound to");
-      if (state_->has_waiters()) detail::throw_usage("uringrpc::Channel: one receive() at a time");
-      if (state_->pop(value_, true)) return false;
-      guard_.wait_on(*state_, h);
+      state().check_owner("uringrpc::Channel must be received from on the shard it is bound to");
+      if (state().has_waiters()) detail::throw_usage("uringrpc::Channel: one receive() at a time");
+      if (state().pop(value_, true)) return false;
+      guard_.wait_on(state(), h);
       suspended_ = true;
       return true;
     }
     std::optional<T> await_resume() {
       guard_.resumed();
-      if (suspended_) state_->pop(value_, false);
+      if (suspended_) state().pop(value_, false);
       return std::move(value_);
     }
 
    private:
     friend class Channel;
-    explicit ReceiveAwaiter(std::shared_ptr<detail::ChannelState<T>> s) noexcept : state_(std::move(s)) {}
-    std::shared_ptr<detail::ChannelState<T>> state_;
+    explicit ReceiveAwaiter(std::shared_ptr<detail::ChannelReceiverSide<T>> s) noexcept : side_(std::move(s)) {}
+    detail::ChannelState<T>& state() const noexcept { return *side_->state; }
+    // The receiving side, not just the values: a pending receive keeps the channel open.
+    std::shared_ptr<detail::ChannelReceiverSide<T>> side_;
     std::optional<T> value_;
     detail::NodeGuard guard_;
     bool suspended_ = false;
   };
   // co_await ch.receive(): the oldest queued value, or nullopt once closed and drained.
   // On the channel's shard only, one receive at a time.
-  ReceiveAwaiter receive() const { return ReceiveAwaiter(state_); }
+  ReceiveAwaiter receive() const { return ReceiveAwaiter(side_); }
 
  private:
-  std::shared_ptr<detail::ChannelState<T>> state_;
+  std::shared_ptr<detail::ChannelReceiverSide<T>> side_;
 };
 
 }  // namespace uringrpc

@@ -192,14 +192,14 @@ std::size_t page_discard(void* p, std::size_t bytes) noexcept {
 }
 
 namespace {
-bool page_is_zero(const char* page) {
-  // Word by word, stopping at the first non-zero word: a live page usually fails early.
-  const auto* w = reinterpret_cast<const std::uint64_t*>(page);
-  for (std::size_t i = 0; i < kPageBytes / sizeof(std::uint64_t); ++i) {
-    if (w[i] != 0) return false;
-  }
-  return true;
-}
+// Compared against with libc's vectorised memcmp, which stops at the first difference (a
+// live page usually fails early). The idle trim tests a session's stream-table page after
+// every quiet spell, and on a connection making a call every second or two that page is
+// empty each time: a word-by-word loop took ~2,600 instructions per call there (perf/README,
+// "100,000 connections"). Never written, so it stays the kernel's shared zero page.
+alignas(64) const char kZeroPage[kPageBytes] = {};
+
+bool page_is_zero(const char* page) { return std::memcmp(page, kZeroPage, kPageBytes) == 0; }
 }  // namespace
 
 std::size_t page_discard_zero_pages(void* p) noexcept {

@@ -582,7 +582,7 @@ void Call::destroy_handler() {
 void Call::release_admission() {
   if (!admitted_) return;
   admitted_ = false;
-  owner_.config().active_rpcs->fetch_sub(1, std::memory_order_relaxed);
+  owner_.config().rpc_limit->release(shard_.index());
 }
 
 void Call::maybe_delete() {

@@ -3,7 +3,6 @@
 // stream's response body. Created by ConnectionCalls when a request's headers arrive.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <optional>
@@ -20,6 +19,7 @@
 #include "rpc/memory_budget.h"
 #include "rpc/message_queue.h"
 #include "rpc/method_table.h"
+#include "rpc/rpc_limit.h"
 #include "uringrpc/server_context.h"
 
 namespace uringrpc::rpc {
@@ -37,7 +37,7 @@ struct RpcConfig {
   size_t write_watermark;
   size_t read_watermark;
   size_t max_concurrent_rpcs;
-  std::atomic<size_t>* active_rpcs = nullptr;  // server-wide, shared by shards
+  RpcLimit* rpc_limit = nullptr;  // the server's, when max_concurrent_rpcs > 0; null: no limit
   // Connection life and stalled streams (ServerOptions); 0: off.
   uint64_t max_connection_idle_ms;
   uint64_t max_connection_age_ms;

@@ -136,9 +136,8 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
     return;
   }
   bool admitted = false;
-  if (config_.max_concurrent_rpcs > 0) {
-    if (config_.active_rpcs->fetch_add(1, std::memory_order_relaxed) >= config_.max_concurrent_rpcs) {
-      config_.active_rpcs->fetch_sub(1, std::memory_order_relaxed);
+  if (config_.rpc_limit) {
+    if (!config_.rpc_limit->admit(shard_.index())) {
       reject(s, "200", StatusCode::RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!");
       return;
     }

@@ -19,6 +19,10 @@ class ConnectionCalls final : public http2::StreamListener {
 
   // Called once the connection and every call on it are gone (the object is being freed).
   void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
+  // Where the server layer keeps this connection in its shard's list, so that a close
+  // removes it in O(1) (a shard may hold 100,000); kept in what was padding.
+  uint32_t list_slot() const { return list_slot_; }
+  void set_list_slot(uint32_t slot) { list_slot_ = slot; }
   // Send the double GOAWAY; calls in flight go on. Streams the client opened before it
   // saw the notice (they arrive before its PING ack, i.e. before the final GOAWAY) are
   // served like the others: refusing them would fail calls of clients that cannot retry
@@ -71,6 +75,7 @@ class ConnectionCalls final : public http2::StreamListener {
   bool refusing_ = false;        // new streams get REFUSED_STREAM
   bool closed_ = false;
   bool delete_queued_ = false;
+  uint32_t list_slot_ = 0;
   std::function<void()> on_gone_;
 };
 

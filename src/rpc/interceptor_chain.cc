@@ -46,7 +46,10 @@ void InterceptorChain::after(const ServerContext& ctx, const CallStats& stats, s
         what = e.what();
       } catch (...) {
       }
-      const bool first = !warned_.exchange(true, std::memory_order_relaxed);
+      // Looked at before it is written: an exchange on every throwing call would write a line
+      // every shard shares, once per call, after the first.
+      const bool first =
+          !warned_.load(std::memory_order_relaxed) && !warned_.exchange(true, std::memory_order_relaxed);
       URINGRPC_LOG(first ? base::LogLevel::kWarn : base::LogLevel::kDebug,
                    "%s: interceptor %zu's after-hook threw: %s%s", std::string(ctx.method()).c_str(), k, what.c_str(),
                    first ? " (further ones are logged at debug level)" : "");

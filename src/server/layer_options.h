@@ -12,7 +12,7 @@ namespace uringrpc::server {
 
 // What each HTTP/2 session advertises and holds its peer to.
 http2::SessionSettings session_settings(const ServerOptions& options);
-// The rpc layer's limits; methods, active_rpcs and budgets are left null for the caller.
+// The rpc layer's limits; methods, the RPC limit and budgets are left null for the caller.
 rpc::RpcConfig rpc_config(const ServerOptions& options);
 // A shard loop's sizing; index 0 and no offload pool, for the caller to set.
 loop::ShardConfig shard_config(const ServerOptions& options);

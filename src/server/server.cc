@@ -2,6 +2,7 @@
 #include "uringrpc/server.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "loop/timer_wheel.h"
 #include "rpc/interceptor_chain.h"
 #include "rpc/method_table.h"
+#include "rpc/rpc_limit.h"
 #include "server/admin_http.h"
 #include "server/access_log.h"
 #include "server/layer_options.h"
@@ -50,7 +52,10 @@ class ServerImpl {
     options_.shards = shards;
     rpc_ = rpc_config(options_);
     rpc_.methods = &methods_;
-    rpc_.active_rpcs = &active_rpcs_;
+    if (options_.calls.max_concurrent > 0) {
+      rpc_limit_ = std::make_unique<rpc::RpcLimit>(options_.calls.max_concurrent, options_.shards);
+      rpc_.rpc_limit = rpc_limit_.get();
+    }
     if (options_.calls.max_buffered_bytes > 0) {
       budgets_ = std::make_unique<rpc::MemoryBudget[]>(options_.shards);
       for (unsigned i = 0; i < options_.shards; ++i) {
@@ -138,6 +143,18 @@ class ServerImpl {
     return added;
   }
 
+  // ListenOptions::raise_descriptor_limit: soft RLIMIT_NOFILE up to the hard limit.
+  static void raise_descriptor_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      URINGRPC_LOG(base::LogLevel::kInfo, "RLIMIT_NOFILE soft limit raised from %llu to %llu (connections are descriptors)",
+                   (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
+  }
+
   void start() {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("start() called twice");
@@ -161,6 +178,7 @@ class ServerImpl {
       rpc_.metrics = metrics_->shard_metrics();
     }
     started_ = true;
+    if (options_.listen.raise_descriptor_limit) raise_descriptor_limit();
     build_interceptor_chain();
     offload_ = std::make_unique<loop::OffloadPool>(options_.offload_threads);
     ShardSetup setup = ShardSetup::from(options_);
@@ -366,7 +384,7 @@ class ServerImpl {
   std::vector<int> cpus_;  // the process's affinity mask at construction, ascending
   rpc::MethodTable methods_;
   rpc::RpcConfig rpc_;
-  std::atomic<size_t> active_rpcs_{0};
+  std::unique_ptr<rpc::RpcLimit> rpc_limit_;  // calls.max_concurrent; null: no limit
   std::unique_ptr<rpc::MemoryBudget[]> budgets_;  // one per shard
   std::atomic<size_t> open_connections_{0};  // counted only under max_connections
   std::vector<Listener> listeners_;

@@ -360,12 +360,28 @@ void Connection::on_timer(void* self) {
       return;
     }
   }
+  if (c->state_ == ConnState::kHandshaking && c->peer_bytes_unread()) {
+    // The deadline is for a peer that stays silent or trickles. This one sent bytes the
+    // shard has not read yet: no receive buffer was free (calls in progress hold them all;
+    // e.g. 1,024 connections x 100 streams against 512 buffers), or a returned buffer went
+    // to another connection's receive first. The server's own backpressure is not the
+    // peer's fault: look again one period later. A peer whose bytes are read as they come
+    // (the shard keeping up) has none unread and still meets the deadline.
+    c->shard_.timers().arm(c->timer_, c->shard_.now_ms() + c->handshake_timeout_ms_);
+    return;
+  }
   if (c->state_ == ConnState::kHandshaking) {
     URINGRPC_LOG(base::LogLevel::kInfo, "conn %lu (%s): %s not completed in time; closing", (unsigned long)c->id_,
                  c->peer_.c_str(), c->tls_ && !c->tls_->handshake_done() ? "TLS handshake" : "HTTP/2 preface");
   }
   c->die();
   c->maybe_free();
+}
+
+bool Connection::peer_bytes_unread() const {
+  if (waiting()) return true;  // a receive failed for want of a buffer: bytes had arrived
+  int unread = 0;
+  return ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0;
 }
 
 void Connection::die() {

@@ -24,8 +24,9 @@ class TlsContext;
 class TlsSession;
 
 // The connection's life, one state at a time (Connection::move_to checks each step):
-//   kHandshaking  TLS handshake / HTTP/2 preface pending, under the handshake deadline;
-//                 reads and writes as kOpen does.            → kOpen, kDraining, kClosing
+//   kHandshaking  TLS handshake / HTTP/2 preface pending, under the handshake deadline
+//                 (which never closes it while its bytes wait unread on our side); reads
+//                 and writes as kOpen does.                   → kOpen, kDraining, kClosing
 //   kOpen         reading, handing bytes up, sending.         → kDraining, kClosing
 //   kDraining     close_after_flush(): still reading, sending what is queued; FIN once
 //                 the queue is empty.                         → kWriteShut, kClosing
@@ -88,6 +89,9 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
   void die();
   void maybe_free();
   static void on_timer(void* self);
+  // The peer's bytes wait for us (in the kernel, or for a receive buffer): the handshake
+  // deadline does not count that time against the peer.
+  bool peer_bytes_unread() const;
   void on_buffers_available() noexcept override;  // loop::BufferWaiter
   void move_to(ConnState next);
   // Input is handed up and output produced until the FIN (kHandshaking..kDraining).

@@ -107,9 +107,11 @@ class RawConnection {
   bool closed_ = false;
 };
 
-std::unique_ptr<uringrpc::Server> make_server(unsigned shards, size_t max_connections, int& port) {
-  auto server = std::make_unique<uringrpc::Server>(
-      uringrpc::ServerOptions{.shards = shards, .listen = {.max_connections = max_connections}});
+std::unique_ptr<uringrpc::Server> make_server(unsigned shards, size_t max_connections, int& port,
+                                              bool raise_descriptor_limit = true) {
+  auto server = std::make_unique<uringrpc::Server>(uringrpc::ServerOptions{
+      .shards = shards,
+      .listen = {.max_connections = max_connections, .raise_descriptor_limit = raise_descriptor_limit}});
   server->add_method("/e2e.Accept/Echo",
                      uringrpc::unary([](Bytes req, ServerContext&) -> Task<Bytes> { co_return req; }));
   port = server->add_insecure_port("127.0.0.1:0");
@@ -181,6 +183,72 @@ TEST_P(MaxConnections, RawConnectionsBeyondCapAreNeitherAcceptedNorClosed) {
   EXPECT_TRUE(fourth.served_within(20s));
   EXPECT_TRUE(fifth.served_within(20s));
   EXPECT_FALSE(fourth.closed() || fifth.closed());
+}
+
+// A shard drops a closed connection from its list by moving the last one into its slot.
+// Closes in any order (first, last, middle; at the cap, so every slot is counted) must
+// leave the others served, let exactly as many new ones in, and stop() must still reach
+// every connection left (it would wait for, or touch, one the list lost or kept).
+TEST_P(MaxConnections, ConnectionsClosedInAnyOrderLeaveTheRestServedAndStopReachesThemAll) {
+  int port = 0;
+  auto server = make_server(GetParam(), 6, port);
+  std::vector<std::shared_ptr<grpc::Channel>> open;
+  for (int i = 0; i < 6; ++i) {
+    open.push_back(make_channel(target(port)));
+    CallResult r = unary_call(open.back(), "/e2e.Accept/Echo", "open", 10s);
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << describe(r);
+  }
+  for (int i : {0, 5, 2}) open[i].reset();  // each channel closes its connection
+  std::vector<std::shared_ptr<grpc::Channel>> later;
+  for (int i = 0; i < 3; ++i) {
+    later.push_back(make_channel(target(port)));
+    CallResult r = unary_call(later.back(), "/e2e.Accept/Echo", "later", 20s);
+    ASSERT_TRUE(r.ok()) << "new connection " << i << " after three closed: " << describe(r);
+  }
+  for (int i : {1, 3, 4}) {
+    CallResult r = unary_call(open[i], "/e2e.Accept/Echo", "again", 10s);
+    EXPECT_TRUE(r.ok()) << "connection " << i << " after others closed: " << describe(r);
+  }
+  open[3].reset();
+  later[0].reset();
+  std::this_thread::sleep_for(100ms);
+  auto stopped = std::async(std::launch::async, [&] {
+    server->stop(std::chrono::milliseconds(500));
+    server->wait();
+  });
+  EXPECT_EQ(stopped.wait_for(20s), std::future_status::ready) << "stop() did not end every connection";
+}
+
+// ListenOptions::raise_descriptor_limit: start() lifts the soft RLIMIT_NOFILE to the hard
+// limit (each connection is a descriptor; a soft limit of 1,024 would stop the server near
+// 1,000 connections); turned off, start() leaves the limit as it found it.
+TEST(DescriptorLimit, StartRaisesTheSoftLimitToTheHardOneUnlessTurnedOff) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int lowest_free = ::dup(STDIN_FILENO);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free + 512);
+  if (low.rlim_cur >= saved.rlim_max) GTEST_SKIP() << "the hard limit leaves nothing to raise";
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  rlimit now{};
+  {
+    int port = 0;
+    auto server = make_server(1, 0, port, /*raise_descriptor_limit=*/false);
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &now), 0);
+    EXPECT_EQ(now.rlim_cur, low.rlim_cur) << "changed although turned off";
+  }
+  {
+    int port = 0;
+    auto server = make_server(1, 0, port);
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &now), 0);
+    EXPECT_EQ(now.rlim_cur, saved.rlim_max) << "the soft limit was not raised to the hard one";
+    EXPECT_EQ(now.rlim_max, saved.rlim_max) << "the hard limit moved";
+    CallResult r = unary_call(make_channel(target(port)), "/e2e.Accept/Echo", "x", 10s);
+    EXPECT_TRUE(r.ok()) << describe(r);
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, MaxConnections, ::testing::Values(1u, 2u),
@@ -297,7 +365,7 @@ TEST_P(AcceptEmfile, OpenConnectionKeepsWorkingAcceptBacksOffAndRecoversWithOneL
   LowDescriptorLimit limit(256);
   ASSERT_TRUE(limit.ok());
   int port = 0;
-  auto server = make_server(1, GetParam(), port);
+  auto server = make_server(1, GetParam(), port, /*raise_descriptor_limit=*/false);
   auto channel = make_channel(target(port));
   CallResult before = unary_call(channel, "/e2e.Accept/Echo", "before", 10s);
   ASSERT_TRUE(before.ok()) << describe(before);

@@ -102,7 +102,7 @@ struct Config {
 
 struct Env {
   rpc::MethodTable methods;
-  std::atomic<size_t> active_rpcs{0};
+  rpc::RpcLimit tight_limit{2, 1};  // tight's calls.max_concurrent (normal has none)
   Config normal;
   Config tight;  // small limits, so the limit paths are reachable with short inputs
   loop::Shard shard{make_shard_config()};
@@ -138,9 +138,9 @@ struct Env {
     tight.budget.limit = 512;
     for (Config* c : {&normal, &tight}) {
       c->rpc.methods = &methods;
-      c->rpc.active_rpcs = &active_rpcs;
       c->rpc.budgets = &c->budget;  // normal: limit 0, so only counted
     }
+    tight.rpc.rpc_limit = &tight_limit;
     tight.client_read_rate = 32;  // a slow reader: output piles up and reading pauses
     shard.start([] {});
   }
@@ -373,7 +373,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // No RPC may stay admitted, and no byte stay charged to the memory budget, once the
   // connection is gone.
-  FUZZ_CHECK(env->active_rpcs.load() == 0);
+  FUZZ_CHECK(env->tight_limit.in_use() == 0);
   FUZZ_CHECK(env->normal.budget.used == 0);
   FUZZ_CHECK(env->tight.budget.used == 0);
   return 0;

@@ -51,6 +51,24 @@ TEST(PagePool, DiscardedPagesReadBackAsZeroAndZeroPagesAreFound) {
   page_deallocate(p);
 }
 
+// One non-zero byte anywhere, the first or the last included, keeps a page.
+TEST(PagePool, APageWithOneNonZeroByteAnywhereIsNotDiscarded) {
+  if (!pool_active()) GTEST_SKIP() << "sanitizer build: the pool serves nothing";
+  bool zeroed;
+  auto* p = static_cast<char*>(page_allocate(kPageBytes, &zeroed));
+  ASSERT_NE(p, nullptr);
+  for (std::size_t at : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64}, kPageBytes / 2,
+                         kPageBytes - 9, kPageBytes - 1}) {
+    std::memset(p, 0, kPageBytes);
+    p[at] = 1;
+    EXPECT_EQ(page_discard_zero_pages(p), 0u) << "byte " << at;
+    EXPECT_EQ(p[at], 1) << "byte " << at;
+  }
+  std::memset(p, 0, kPageBytes);
+  EXPECT_EQ(page_discard_zero_pages(p), 1u);
+  page_deallocate(p);
+}
+
 TEST(PagePool, FreedBlocksStayForReuseUntilAWholePeriodDidNotNeedThem) {
   if (!pool_active()) GTEST_SKIP() << "sanitizer build: the pool serves nothing";
   constexpr std::size_t kBlocks = 300;  // well over the 64 one-page blocks kept resident

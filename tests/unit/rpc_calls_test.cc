@@ -166,7 +166,7 @@ class RpcCalls : public ::testing::Test {
                  }));
     config_.methods = &methods_;
     config_.max_concurrent_rpcs = 10000;  // counted, so admission's release is visible
-    config_.active_rpcs = &active_;
+    config_.rpc_limit = &limit_;
     config_.stalled_stream_timeout_ms = stall_ms_;
     loop::ShardConfig sc = server::shard_config(ServerOptions{});
     sc.ring_entries = 64;
@@ -187,7 +187,7 @@ class RpcCalls : public ::testing::Test {
     });
     settle();
     EXPECT_TRUE(gone_) << "ConnectionCalls was not freed once its calls ended";
-    EXPECT_EQ(active_.load(), 0u) << "admission released more or fewer times than taken";
+    EXPECT_EQ(limit_.in_use(), 0u) << "admission released more or fewer times than taken";
     on_shard([&] { shard_->request_exit(); });
     shard_->join();
   }
@@ -227,7 +227,7 @@ class RpcCalls : public ::testing::Test {
   uint64_t stall_ms_ = 0;
   MethodTable methods_;
   RpcConfig config_ = server::rpc_config(ServerOptions{});
-  std::atomic<size_t> active_{0};
+  RpcLimit limit_{10000, 1};
   http2::SessionSettings settings_ = server::session_settings(ServerOptions{});  // 100 concurrent streams
   MemoryTransport transport_;
   std::unique_ptr<loop::Shard> shard_;
@@ -251,7 +251,7 @@ TEST_F(FreshRpcCalls, HundredthLiveCallIsServedAndHundredFirstIsRefused) {
   int32_t extra = client_->request("/t.S/Hold", "", false);
   pump();
   EXPECT_EQ(handlers_started_, 100);
-  EXPECT_EQ(active_.load(), 100u);
+  EXPECT_EQ(limit_.in_use(), 100u);
   for (int32_t id : ids) EXPECT_FALSE(client_->streams[id].closed) << "stream " << id;
   EXPECT_TRUE(client_->streams[extra].closed);
   EXPECT_EQ(client_->streams[extra].error, kRefused);
@@ -277,7 +277,7 @@ TEST_F(RpcCalls, ResetStreamsHandlerCountsUntilItEnds) {
   pump();
   EXPECT_FALSE(client_->streams[later].closed);
   EXPECT_EQ(handlers_started_, 101);
-  EXPECT_EQ(active_.load(), 100u);
+  EXPECT_EQ(limit_.in_use(), 100u);
   for (int32_t id : ids) {
     if (id != ids[0]) client_->more(id, "", true);
   }
@@ -295,18 +295,18 @@ TEST_F(RpcCalls, HandlerReturnSendsOneStatusAndReleasesOnce) {
   EXPECT_EQ(r.data, grpc_frame("ping"));
   EXPECT_EQ(r.statuses(), 1);
   EXPECT_EQ(r.status(), "0");
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   EXPECT_TRUE(idle());
 }
 
 TEST_F(RpcCalls, ClientResetEndsTheCallOnceWithoutAStatus) {
   int32_t id = client_->request("/t.S/Hold", grpc_frame("a"), false);
   pump();
-  ASSERT_EQ(active_.load(), 1u);
+  ASSERT_EQ(limit_.in_use(), 1u);
   client_->reset(id);
   settle();
   EXPECT_EQ(client_->streams[id].statuses(), 0) << "a reset stream gets no trailers";
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   EXPECT_TRUE(idle());
   // The connection goes on: the freed slot serves the next call.
   int32_t next = client_->request("/t.S/Echo", grpc_frame("b"), true);
@@ -317,13 +317,13 @@ TEST_F(RpcCalls, ClientResetEndsTheCallOnceWithoutAStatus) {
 TEST_F(RpcCalls, DeadlineEndsTheCallOnceWithDeadlineExceeded) {
   int32_t id = client_->request("/t.S/Hold", "", false, "30m");
   pump();
-  ASSERT_EQ(active_.load(), 1u);
+  ASSERT_EQ(limit_.in_use(), 1u);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
   settle();
   auto& r = client_->streams[id];
   EXPECT_EQ(r.statuses(), 1);
   EXPECT_EQ(r.status(), std::to_string(static_cast<int>(StatusCode::DEADLINE_EXCEEDED)));
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   // A message and a half-close after the end change nothing: no second status.
   if (!r.closed) client_->more(id, grpc_frame("late"), true);
   settle();
@@ -335,18 +335,18 @@ TEST_F(RpcCalls, ShutdownCancelsEveryCallOnceWithItsStatus) {
   int32_t a = client_->request("/t.S/Hold", "", false);
   int32_t b = client_->request("/t.S/Hold", grpc_frame("x"), false);
   pump();
-  ASSERT_EQ(active_.load(), 2u);
+  ASSERT_EQ(limit_.in_use(), 2u);
   on_shard([&] { calls_->cancel_all({StatusCode::UNAVAILABLE, "going away"}); });
   settle();
   for (int32_t id : {a, b}) {
     EXPECT_EQ(client_->streams[id].statuses(), 1) << "stream " << id;
     EXPECT_EQ(client_->streams[id].status(), std::to_string(static_cast<int>(StatusCode::UNAVAILABLE)));
   }
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   // A reset arriving after the call ended releases nothing twice.
   client_->reset(a);
   settle();
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   EXPECT_TRUE(idle());
 }
 
@@ -361,7 +361,7 @@ class StalledRpcCalls : public RpcCalls {
 TEST_F(StalledRpcCalls, StalledStreamIsResetOnceAndItsCallEnds) {
   int32_t id = client_->request("/t.S/Hold", grpc_frame("stuck"), false);
   pump();
-  ASSERT_EQ(active_.load(), 1u);
+  ASSERT_EQ(limit_.in_use(), 1u);
   auto& r = client_->streams[id];
   for (int i = 0; i < 40 && !r.closed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -371,7 +371,7 @@ TEST_F(StalledRpcCalls, StalledStreamIsResetOnceAndItsCallEnds) {
   EXPECT_TRUE(r.closed);
   EXPECT_EQ(r.error, static_cast<uint32_t>(NGHTTP2_CANCEL));
   EXPECT_EQ(r.statuses(), 0) << "a stalled stream is reset, not given trailers";
-  EXPECT_EQ(active_.load(), 0u);
+  EXPECT_EQ(limit_.in_use(), 0u);
   EXPECT_TRUE(idle());
 }
 

@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -383,6 +384,70 @@ TEST_F(Wake, ChannelSendAfterTheReceivingFrameIsDestroyedResumesNothing) {
   EXPECT_EQ(seen.text, "1");
   destroy_probes();
   EXPECT_TRUE(weak.expired()) << "received, then dropped with the frame that held it";
+}
+
+TEST_F(Wake, ChannelClosesWhenItsLastHandleIsGoneButNotForItsSenders) {
+  std::optional<Channel<int>> ch;
+  ch.emplace(2, ref());
+  uringrpc::ChannelSender<int> sender = ch->sender();
+  std::optional<Channel<int>> copy = *ch;
+  EXPECT_TRUE(sender.try_send(1));
+  ch.reset();
+  EXPECT_FALSE(sender.closed()) << "a copy of the channel still receives";
+  EXPECT_TRUE(sender.try_send(2));
+  EXPECT_EQ(sender.size(), 2u);
+  copy.reset();
+  EXPECT_TRUE(sender.closed()) << "the last receiving handle closed it";
+  EXPECT_FALSE(sender.try_send(3));
+  EXPECT_FALSE(sender.send_dropping_oldest(3));
+  EXPECT_EQ(sender.capacity(), 2u);
+}
+
+TEST_F(Wake, ChannelOfACancelledReceivingHandlerIsClosedForItsSenders) {
+  std::optional<uringrpc::ChannelSender<int>> sender;
+  Seen seen;
+  start([this, &sender, &seen]() -> Probe {
+    Channel<int> ch(4, ref());
+    sender = ch.sender();
+    while (auto v = co_await ch.receive()) seen.text += std::to_string(*v);
+    seen.resumes++;
+  });
+  std::thread([&] { EXPECT_TRUE(sender->try_send(7)); }).join();
+  // The text is the shard's: read it there (the handler appends while this thread polls).
+  ASSERT_TRUE(eventually([&] {
+    std::string text;
+    on_shard([&] { text = seen.text; });
+    return text == "7";
+  }));
+  EXPECT_FALSE(sender->closed()) << "open while its handler waits in receive()";
+  destroy_probes();  // what a cancelled RPC does to its handler's frame
+  EXPECT_TRUE(sender->closed());
+  std::thread([&] { EXPECT_FALSE(sender->try_send(8)); }).join();
+  on_shard([] {});
+  EXPECT_EQ(seen.resumes.load(), 0);
+}
+
+TEST_F(Wake, ChannelStaysOpenWhileOnlyAPendingReceiveHoldsIt) {
+  // The handler's own handle may be gone (moved into a helper that ended) while its
+  // receive() waits: the wait keeps the channel open, so it is woken by the next value.
+  std::optional<uringrpc::ChannelSender<int>> sender;
+  Seen seen;
+  start([this, &sender, &seen]() -> Probe {
+    auto receive = [&] {
+      Channel<int> ch(1, ref());
+      sender = ch.sender();
+      return ch.receive();
+    }();
+    auto v = co_await receive;
+    seen.text = v ? std::to_string(*v) : "closed";
+    seen.resumes++;
+  });
+  EXPECT_FALSE(sender->closed());
+  std::thread([&] { EXPECT_TRUE(sender->try_send(5)); }).join();
+  ASSERT_TRUE(eventually([&] { return seen.resumes.load() == 1; }));
+  EXPECT_EQ(seen.text, "5");
+  destroy_probes();
+  EXPECT_TRUE(sender->closed()) << "the awaiter, the last holder, is gone";
 }
 
 TEST_F(Wake, FromCallbackCompletedOnAnotherThreadResumesOnTheShard) {
