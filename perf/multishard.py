@@ -22,11 +22,13 @@ import argparse
 import datetime
 import os
 import re
+import resource
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the runner's helpers: bodies, checked call, h2load parsing, server process)
@@ -82,6 +84,7 @@ class Result:
         self.preempt = None    # involuntary context switches of the server per 1,000 RPCs
         self.migrations = None  # server threads' moves between CPUs per 1,000 RPCs
         self.machine_us = None  # busy time of all CPUs (server, h2load, kernel, others) per RPC
+        self.other = None       # CPU of other processes (neither server nor h2load), % of the machine
         self.notes = []
         self.command = ""
 
@@ -159,7 +162,11 @@ class Multishard:
         res = Result()
         t0 = task_stats(srv.pid)
         m0 = machine_busy_ticks()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        w0 = time.monotonic()
         r, lat, bad, cmds = self.run_load(srv.port, seconds, rps)
+        wall = time.monotonic() - w0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         m1 = machine_busy_ticks()
         t1 = task_stats(srv.pid)
         res.command = " & ".join(cmds)
@@ -177,6 +184,10 @@ class Multishard:
         res.preempt = 1000.0 * nonvol / n
         res.migrations = 1000.0 * sum(t1[tid][4] - t0.get(tid, (None, 0, 0, 0, 0))[4] for tid in t1) / n
         res.machine_us = (m1 - m0) / bench.CLK_TCK * 1e6 / n
+        # What neither the server nor the h2load processes (our waited-for children) used.
+        load_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        other_s = (m1 - m0) / bench.CLK_TCK - server_ticks / bench.CLK_TCK - load_s
+        res.other = max(0.0, 100.0 * other_s / (wall * os.cpu_count()))
         if r.get("failed") or r.get("errored") or bad:
             res.notes.append(f"{r.get('failed', 0)} failed, {r.get('errored', 0)} errored")
         per_reply = r.get("data_bytes", 0) / n
@@ -222,7 +233,7 @@ class Multishard:
                 self.results.setdefault((name, "sat"), []).append(sat)
                 self.results.setdefault((name, "fixed"), []).append(fixed)
                 print(f"round {rnd + 1} {name:34} saturating {sat.rps:9.0f} RPC/s {sat.cpu_us:6.2f} us/RPC "
-                      f"p50 {sat.p50} p99 {sat.p99} us threads {sat.split} | fixed {fixed.rps:8.0f} RPC/s "
+                      f"p50 {sat.p50} p99 {sat.p99} us threads {sat.split} other {sat.other:.0f}% | fixed {fixed.rps:8.0f} RPC/s "
                       f"{fixed.cpu_us:6.2f} us/RPC p50 {fixed.p50} p99 {fixed.p99} us {fixed.notes or ''}",
                       flush=True)
 
@@ -252,18 +263,20 @@ def report(ms, variants, argv, started, load_start, load_end):
              f"and round one server, a check call, a {a.warmup:g} s warm-up, a {a.seconds:g} s saturating run "
              f"and a {a.seconds:g} s run at the fixed rate. Median (min–max) over rounds. Server CPU per RPC is "
              f"the server's utime+stime (all threads) over the RPCs h2load completed; machine CPU per RPC is the "
-             f"busy time of all CPUs (server, h2load, kernel, anything else) over the same RPCs; latencies (ms) "
+             f"busy time of all CPUs (server, h2load, kernel, anything else) over the same RPCs; other processes: the "
+             f"machine's busy time that was neither the server's nor h2load's, in % of all CPUs, over both runs "
+             f"(other jobs on the machine; nice'd builds do not take the lock); latencies (ms) "
              f"from h2load's per-request log. Fixed rate: {ms.rate_note}.", "",
-             "| variant | saturating RPC/s | server CPU µs/RPC | machine CPU µs/RPC | p50 ms | p99 ms | "
+             "| variant | saturating RPC/s | server CPU µs/RPC | machine CPU µs/RPC | other processes % | p50 ms | p99 ms | "
              "server CPU split % | preemptions /1k RPC | migrations /1k RPC | "
              "fixed-rate RPC/s | server CPU µs/RPC | p50 ms | p99 ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, _ in variants:
         s, f = ms.results[(name, "sat")], ms.results[(name, "fixed")]
         notes = sorted({n for r in s + f for n in r.notes})
         lines.append(
             f"| {name} | {med([r.rps for r in s], f_rps)} | {med([r.cpu_us for r in s], f_us)} | "
-            f"{med([r.machine_us for r in s], f_us)} | "
+            f"{med([r.machine_us for r in s], f_us)} | {med([r.other for r in s + f], f_pre)} | "
             f"{med([r.p50 for r in s], f_lat)} | {med([r.p99 for r in s], f_lat)} | "
             f"{' '.join(r.split for r in s)} | {med([r.preempt for r in s], f_pre)} | "
             f"{med([r.migrations for r in s], f_pre)} | "
