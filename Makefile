@@ -20,6 +20,9 @@ export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp
 else ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# -O1 as ASan's documentation advises, and line tables only (all a report's stack needs):
+# a library object compiles in about half the time of -O2 -g under the sanitizers.
+CXXFLAGS ?= -O1 -g1 -fno-omit-frame-pointer
 else
 BUILD ?= build
 SAN_FLAGS :=
@@ -439,7 +442,7 @@ FUZZ_SECONDS  ?= 60
 # -fno-sanitize=function: clang 14's check of indirect calls' function types cannot be
 # emitted for split coroutine functions ("Cannot represent a difference across sections").
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-sanitize=function
-FUZZ_CXXFLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -pthread -MMD -MP \
+FUZZ_CXXFLAGS := -std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer -Wall -Wextra -Werror -pthread -MMD -MP \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN) -Iinclude -Isrc
 FUZZ_TARGETS  := $(basename $(notdir $(wildcard tests/fuzz/*_fuzz.cc)))
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/%)

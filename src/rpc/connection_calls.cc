@@ -232,8 +232,9 @@ void ConnectionCalls::maybe_delete() {
   delete_queued_ = true;
   shard_.defer([this] {
     auto gone = std::move(on_gone_);
+    const uint32_t slot = list_slot_;
     delete this;
-    if (gone) gone();
+    if (gone) gone(slot);
   });
 }
 

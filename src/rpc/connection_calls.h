@@ -17,8 +17,9 @@ class ConnectionCalls final : public http2::StreamListener {
                   const http2::SessionSettings& settings);
   ~ConnectionCalls();
 
-  // Called once the connection and every call on it are gone (the object is being freed).
-  void set_on_gone(std::function<void()> fn) { on_gone_ = std::move(fn); }
+  // Called once the connection and every call on it are gone, after the object is freed:
+  // the callback must not touch it, so it gets what it may still need, the list slot.
+  void set_on_gone(std::function<void(uint32_t list_slot)> fn) { on_gone_ = std::move(fn); }
   // Where the server layer keeps this connection in its shard's list, so that a close
   // removes it in O(1) (a shard may hold 100,000); kept in what was padding.
   uint32_t list_slot() const { return list_slot_; }
@@ -76,7 +77,7 @@ class ConnectionCalls final : public http2::StreamListener {
   bool closed_ = false;
   bool delete_queued_ = false;
   uint32_t list_slot_ = 0;
-  std::function<void()> on_gone_;
+  std::function<void(uint32_t)> on_gone_;
 };
 
 }  // namespace uringrpc::rpc

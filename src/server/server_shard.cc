@@ -245,9 +245,9 @@ void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
   connections_.push_back(calls);
   rpc::ShardMetrics* metrics = setup_.rpc->metrics ? &setup_.rpc->metrics[shard_.index()] : nullptr;
   if (metrics) metrics->connections_accepted.add(1);
-  calls->set_on_gone([this, calls, counted, metrics] {
+  calls->set_on_gone([this, counted, metrics](uint32_t slot) {
     if (metrics) metrics->connections_closed.add(1);
-    remove_connection(calls);
+    remove_connection(slot);
     // The slot stays taken until the connection and every call on it are freed.
     if (counted) release_connection();
     maybe_exit();
@@ -259,12 +259,14 @@ void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
 // The last connection takes the leaving one's slot: O(1) however many the shard holds
 // (a search of the list cost each close a scan of all of them: ~5·10⁹ steps to close
 // 100,000). The list's order carries no meaning.
-void ServerShard::remove_connection(rpc::ConnectionCalls* calls) {
-  uint32_t slot = calls->list_slot();
+// The leaving connection is already freed: only its slot is known, and the list still
+// points at it there until the last entry (unless it was the last) moves in.
+void ServerShard::remove_connection(uint32_t slot) {
   rpc::ConnectionCalls* last = connections_.back();
+  connections_.pop_back();
+  if (slot == connections_.size()) return;
   connections_[slot] = last;
   last->set_list_slot(slot);
-  connections_.pop_back();
 }
 
 void ServerShard::post_shutdown(uint64_t deadline_ms) {

@@ -97,7 +97,7 @@ class ServerShard {
 
   // `counted`: the connection holds a slot of the cap, released when it is gone.
   void on_accepted(int fd, ListenSocket& socket, bool counted);
-  void remove_connection(rpc::ConnectionCalls* calls);
+  void remove_connection(uint32_t slot);
   void begin_shutdown(uint64_t deadline_ms);
   void on_grace_expired();
   void maybe_exit();

@@ -252,7 +252,7 @@ class Run {
   void start() {
     const Config& c = options_.tight ? env_.tight : env_.normal;
     calls_ = new rpc::ConnectionCalls(env_.shard, transport_.transport(), c.rpc, c.http2);
-    calls_->set_on_gone([this] {
+    calls_->set_on_gone([this](uint32_t) {
       gone_ = true;
       maybe_finish();
     });

@@ -176,7 +176,11 @@ class RpcCalls : public ::testing::Test {
     shard_->start([] {});
     on_shard([&] {
       calls_ = new ConnectionCalls(*shard_, transport_, config_, settings_);
-      calls_->set_on_gone([this] { gone_ = true; });
+      calls_->set_list_slot(kListSlot);
+      calls_->set_on_gone([this](uint32_t slot) {
+        gone_ = true;
+        gone_slot_ = slot;
+      });
     });
     if (handshake) pump();
   }
@@ -187,6 +191,8 @@ class RpcCalls : public ::testing::Test {
     });
     settle();
     EXPECT_TRUE(gone_) << "ConnectionCalls was not freed once its calls ended";
+    // The callback runs after the free, so the slot is handed to it rather than read back.
+    EXPECT_EQ(gone_slot_, kListSlot);
     EXPECT_EQ(limit_.in_use(), 0u) << "admission released more or fewer times than taken";
     on_shard([&] { shard_->request_exit(); });
     shard_->join();
@@ -233,7 +239,9 @@ class RpcCalls : public ::testing::Test {
   std::unique_ptr<loop::Shard> shard_;
   ConnectionCalls* calls_ = nullptr;
   std::unique_ptr<Client> client_;
+  static constexpr uint32_t kListSlot = 7;  // where a server would keep it in its shard's list
   bool gone_ = false;
+  uint32_t gone_slot_ = 0;
   int handlers_started_ = 0;
 };
 
