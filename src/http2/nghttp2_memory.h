@@ -42,7 +42,9 @@ class SessionMemory {
   // there, so pages that read back as zeros change nothing. Returns the pages dropped.
   std::size_t trim() noexcept;
 
-  // Sessions trimmed by the sweep since the process started (tests and curiosity).
+  // Sessions trimmed by the sweep since the process started (tests and curiosity). Each
+  // shard adds its round's trims once, after the round: one write of this shared line per
+  // period, not one per session.
   static std::uint64_t sweep_trims() { return s_sweep_trims.load(std::memory_order_relaxed); }
   // How long a session must go without nghttp2 allocating before the sweep trims it:
   // between one and two periods.
