@@ -231,9 +231,11 @@ void ConnectionCalls::maybe_delete() {
   if (!closed_ || calls_ || delete_queued_) return;
   delete_queued_ = true;
   shard_.defer([this] {
-    auto gone = std::move(on_gone_);
+    GoneFn gone = on_gone_;
+    void* owner = gone_owner_;
+    uint32_t slot = list_slot_;  // read before the delete: the owner's list needs it
     delete this;
-    if (gone) gone();
+    if (gone) gone(owner, slot);
   });
 }
 

@@ -176,7 +176,7 @@ class RpcCalls : public ::testing::Test {
     shard_->start([] {});
     on_shard([&] {
       calls_ = new ConnectionCalls(*shard_, transport_, config_, settings_);
-      calls_->set_on_gone([this] { gone_ = true; });
+      calls_->set_on_gone([](void* self, uint32_t) { static_cast<RpcCalls*>(self)->gone_ = true; }, this);
     });
     if (handshake) pump();
   }
