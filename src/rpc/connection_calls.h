@@ -76,8 +76,13 @@ class ConnectionCalls final : public http2::StreamListener {
   uint32_t last_method_ = MethodTable::kUnknownSlot;  // slot of the last call's method (a lookup hint)
   MemoryBudget* budget_;      // this shard's, or null
   ShardMetrics* metrics_;     // this shard's, or null (metrics off)
-  loop::Timer idle_timer_;
-  loop::Timer age_timer_;
+  // max_connection_idle / max_connection_age (off by default): the timers exist only when
+  // one is set, so that the idle connections of a server without them do not carry 112 bytes.
+  struct LifeTimers {
+    loop::Timer idle;
+    loop::Timer age;  // then the age grace
+  };
+  std::unique_ptr<LifeTimers> life_;
   bool shutting_down_ = false;   // GOAWAY sent
   bool refusing_ = false;        // new streams get REFUSED_STREAM
   bool closed_ = false;
