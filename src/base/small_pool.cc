@@ -1,7 +1,8 @@
 // Size classes: 16-byte steps up to 1 KiB, 32-byte steps up to 4 KiB (what every connection
-// keeps: nghttp2's 2,944-byte session and two 1,040-byte HPACK rings would waste 608 bytes
-// in 256-byte steps), 256-byte steps up to 16 KiB; larger requests go
-// to operator new. Each class keeps at most ~256 KiB of free blocks per thread, so a burst
+// keeps: nghttp2's 2,928-byte session and two 1,024-byte HPACK rings would waste hundreds of
+// bytes in 256-byte steps), 256-byte steps up to 16 KiB, each class 8 bytes more than a
+// multiple of 16 (small_pool.h: a block fills its malloc chunk); larger requests go to
+// operator new. Each class keeps at most ~256 KiB of free blocks per thread, so a burst
 // cannot leave a thread holding unbounded memory. The lists are plain thread-local data
 // (no guard on the fast path); a separate thread-local object returns them at thread exit.
 #include "base/small_pool.h"
@@ -17,30 +18,38 @@ thread_local constinit pool_detail::FineLists pool_detail::t_fine = pool_detail:
 namespace {
 using pool_detail::FreeBlock;
 using pool_detail::kFineMax;
-using pool_detail::kFineStep;
 using pool_detail::t_fine;
-constexpr std::size_t kMidStep = 32, kMidMax = 4096;
-constexpr std::size_t kCoarseStep = 256, kCoarseMax = 16384;
-constexpr std::size_t kFineClasses = kFineMax / kFineStep;
+constexpr std::size_t kMidStep = 32, kMidMax = 4096 + 8;
+constexpr std::size_t kCoarseStep = 256, kCoarseMax = 16384 + 8;
+constexpr std::size_t kFineClasses = pool_detail::kFineClasses;
 constexpr std::size_t kMidClasses = (kMidMax - kFineMax) / kMidStep;
 constexpr std::size_t kClasses = kFineClasses + kMidClasses + (kCoarseMax - kMidMax) / kCoarseStep;
 using pool_detail::kCacheBytesPerClass;
 
 constexpr std::size_t class_of(std::size_t n) {
-  if (n <= kFineMax) [[likely]] return (n + kFineStep - 1) / kFineStep - 1;  // per-RPC objects
+  if (n <= kFineMax) [[likely]] return pool_detail::fine_class(n);  // per-RPC objects
   if (n <= kMidMax) return kFineClasses + (n - kFineMax + kMidStep - 1) / kMidStep - 1;
   return kFineClasses + kMidClasses + (n - kMidMax + kCoarseStep - 1) / kCoarseStep - 1;
 }
 constexpr std::size_t class_size(std::size_t c) {
-  if (c < kFineClasses) return (c + 1) * kFineStep;
+  if (c < kFineClasses) return pool_detail::fine_class_size(c);
   if (c < kFineClasses + kMidClasses) return kFineMax + (c - kFineClasses + 1) * kMidStep;
   return kMidMax + (c - kFineClasses - kMidClasses + 1) * kCoarseStep;
 }
-static_assert(class_size(class_of(1)) == 16 && class_size(class_of(1024)) == 1024);
-static_assert(class_size(class_of(1025)) == 1056 && class_size(class_of(2944)) == 2944);
-static_assert(class_size(class_of(4096)) == 4096 && class_size(class_of(4097)) == 4352);
+static_assert(class_size(class_of(1)) == 8 && class_size(class_of(9)) == 24 && class_size(class_of(24)) == 24);
+static_assert(class_size(class_of(1024)) == 1032 && class_size(class_of(1032)) == 1032);
+static_assert(class_size(class_of(1033)) == 1064 && class_size(class_of(2936)) == 2952);
+static_assert(class_size(class_of(4096)) == 4104 && class_size(class_of(4105)) == 4360);
 static_assert(class_size(class_of(kCoarseMax)) == kCoarseMax);
 static_assert(class_of(kCoarseMax) == kClasses - 1);
+// Every class size is 8 more than a multiple of 16 (and holds a free-list link).
+constexpr bool all_classes_fill_chunks() {
+  for (std::size_t c = 0; c < kClasses; ++c) {
+    if (class_size(c) % 16 != 8 || class_of(class_size(c)) != c) return false;
+  }
+  return true;
+}
+static_assert(all_classes_fill_chunks());
 
 // The fine classes' lists are t_fine (small_pool.h); these hold the larger classes.
 struct Lists {

@@ -37,11 +37,14 @@ ConnectionCalls::ConnectionCalls(loop::Shard& shard, transport::Transport& conn,
       max_streams_(settings.max_concurrent_streams),
       budget_(config.budgets ? &config.budgets[shard.index()] : nullptr),
       metrics_(config.metrics ? &config.metrics[shard.index()] : nullptr) {
-  idle_timer_.set_callback(&ConnectionCalls::idle_expired, this);
-  age_timer_.set_callback(&ConnectionCalls::age_expired, this);
+  if (config_.max_connection_idle_ms > 0 || config_.max_connection_age_ms > 0) {
+    life_ = std::make_unique<LifeTimers>();
+    life_->idle.set_callback(&ConnectionCalls::idle_expired, this);
+    life_->age.set_callback(&ConnectionCalls::age_expired, this);
+  }
   arm_idle_timer();
   if (config_.max_connection_age_ms > 0) {
-    shard_.timers().arm(age_timer_, shard_.now_ms() + jittered(config_.max_connection_age_ms));
+    shard_.timers().arm(life_->age, shard_.now_ms() + jittered(config_.max_connection_age_ms));
   }
 }
 
@@ -152,7 +155,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   if (calls_) calls_->prev_ = call;
   calls_ = call;
   ++live_calls_;
-  idle_timer_.cancel();
+  if (life_) life_->idle.cancel();
   s.upper = call;
   call->start();
   if (end_stream) call->on_request_end();
@@ -189,7 +192,7 @@ void ConnectionCalls::remove(Call* call) {
 
 void ConnectionCalls::arm_idle_timer() {
   if (config_.max_connection_idle_ms == 0 || calls_ || closed_ || shutting_down_) return;
-  shard_.timers().arm(idle_timer_, shard_.now_ms() + jittered(config_.max_connection_idle_ms));
+  shard_.timers().arm(life_->idle, shard_.now_ms() + jittered(config_.max_connection_idle_ms));
 }
 
 void ConnectionCalls::idle_expired(void* self) {
@@ -202,8 +205,8 @@ void ConnectionCalls::age_expired(void* self) {
   if (c->closed_) return;
   c->start_graceful_shutdown();
   if (c->config_.max_connection_age_grace_ms > 0) {
-    c->age_timer_.set_callback(&ConnectionCalls::age_grace_expired, c);
-    c->shard_.timers().arm(c->age_timer_, c->shard_.now_ms() + c->config_.max_connection_age_grace_ms);
+    c->life_->age.set_callback(&ConnectionCalls::age_grace_expired, c);
+    c->shard_.timers().arm(c->life_->age, c->shard_.now_ms() + c->config_.max_connection_age_grace_ms);
   }
 }
 
@@ -217,7 +220,7 @@ void ConnectionCalls::age_grace_expired(void* self) {
 
 void ConnectionCalls::start_graceful_shutdown() {
   shutting_down_ = true;
-  idle_timer_.cancel();
+  if (life_) life_->idle.cancel();
   session_.start_graceful_shutdown();
 }
 
@@ -231,10 +234,11 @@ void ConnectionCalls::maybe_delete() {
   if (!closed_ || calls_ || delete_queued_) return;
   delete_queued_ = true;
   shard_.defer([this] {
-    auto gone = std::move(on_gone_);
-    const uint32_t slot = list_slot_;
+    GoneFn gone = on_gone_;
+    void* owner = gone_owner_;
+    uint32_t slot = list_slot_;  // read before the delete: the owner's list needs it
     delete this;
-    if (gone) gone(slot);
+    if (gone) gone(owner, slot);
   });
 }
 

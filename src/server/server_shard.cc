@@ -126,12 +126,12 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
       // client whose connect succeeded (an adopted socket is never shut down, so the
       // window is real there); it is served like the connections open at stop: GOAWAY,
       // its new streams refused (gRPC clients retry them elsewhere).
-      owner_.on_accepted(res, socket_, false);
+      owner_.on_accepted(res, socket_);
       owner_.connections_.back()->start_graceful_shutdown();
     } else {
       backoff_ms_ = 0;
       owner_.accept_succeeded();
-      owner_.on_accepted(res, socket_, false);
+      owner_.on_accepted(res, socket_);
     }
   } else if (out_of_resources(-res) && !owner_.shutting_down_) {
     // The connection stays in the listen backlog; existing connections keep working.
@@ -183,7 +183,7 @@ void ServerShard::Acceptor::try_accepts() {
     }
     backoff_ms_ = 0;
     owner_.accept_succeeded();
-    owner_.on_accepted(fd, socket_, true);
+    owner_.on_accepted(fd, socket_);  // holds the slot reserve_connection() took
   }
   arm();
 }
@@ -236,7 +236,7 @@ void ServerShard::accept_succeeded() {
                (unsigned long long)accept_failures_);
 }
 
-void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
+void ServerShard::on_accepted(int fd, ListenSocket& socket) {
   // The port's newest TLS context (a reload may have replaced it): see TlsContextSlot.
   auto* conn = transport::Connection::create(shard_, fd, socket.tls.current(), setup_.tls_handshake_timeout_ms);
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
@@ -245,13 +245,7 @@ void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
   connections_.push_back(calls);
   rpc::ShardMetrics* metrics = setup_.rpc->metrics ? &setup_.rpc->metrics[shard_.index()] : nullptr;
   if (metrics) metrics->connections_accepted.add(1);
-  calls->set_on_gone([this, counted, metrics](uint32_t slot) {
-    if (metrics) metrics->connections_closed.add(1);
-    remove_connection(slot);
-    // The slot stays taken until the connection and every call on it are freed.
-    if (counted) release_connection();
-    maybe_exit();
-  });
+  calls->set_on_gone(&ServerShard::connection_gone, this);
   conn->set_handler(&calls->session());
   conn->start();
 }
@@ -259,14 +253,22 @@ void ServerShard::on_accepted(int fd, ListenSocket& socket, bool counted) {
 // The last connection takes the leaving one's slot: O(1) however many the shard holds
 // (a search of the list cost each close a scan of all of them: ~5·10⁹ steps to close
 // 100,000). The list's order carries no meaning.
-// The leaving connection is already freed: only its slot is known, and the list still
-// points at it there until the last entry (unless it was the last) moves in.
+// (The leaving connection is already freed: only its slot number is used.)
 void ServerShard::remove_connection(uint32_t slot) {
   rpc::ConnectionCalls* last = connections_.back();
   connections_.pop_back();
-  if (slot == connections_.size()) return;
+  if (slot == connections_.size()) return;  // it was the last one
   connections_[slot] = last;
   last->set_list_slot(slot);
+}
+
+void ServerShard::connection_gone(void* self, uint32_t list_slot) {
+  auto& s = *static_cast<ServerShard*>(self);
+  if (s.setup_.rpc->metrics) s.setup_.rpc->metrics[s.shard_.index()].connections_closed.add(1);
+  s.remove_connection(list_slot);
+  // The slot of the cap stays taken until the connection and every call on it are freed.
+  if (s.capped()) s.release_connection();
+  s.maybe_exit();
 }
 
 void ServerShard::post_shutdown(uint64_t deadline_ms) {

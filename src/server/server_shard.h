@@ -95,9 +95,12 @@ class ServerShard {
   void accept_failed(int err);
   void accept_succeeded();
 
-  // `counted`: the connection holds a slot of the cap, released when it is gone.
-  void on_accepted(int fd, ListenSocket& socket, bool counted);
-  void remove_connection(uint32_t slot);
+  // Under max_connections (capped()) every connection holds a slot of the cap, released
+  // when it is gone.
+  void on_accepted(int fd, ListenSocket& socket);
+  // ConnectionCalls' on_gone: the connection and its calls are freed.
+  static void connection_gone(void* self, uint32_t list_slot);
+  void remove_connection(uint32_t list_slot);
   void begin_shutdown(uint64_t deadline_ms);
   void on_grace_expired();
   void maybe_exit();

@@ -81,7 +81,7 @@ Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> t
 }
 
 Connection::~Connection() {
-  release_iov();
+  release_send_block();
   shard_.release();
   // ~BufferWaiter leaves the buffer ring's list if still waiting.
 }
@@ -284,28 +284,31 @@ void Connection::flush() {
 }
 
 void Connection::submit_send() {
-  if (out_.pieces() > kInlineIov && iov_ == iov_inline_) {
-    iov_ = static_cast<iovec*>(base::pool_allocate(kMaxIov * sizeof(iovec)));
-  }
-  size_t n = out_.build_iovecs(iov_, iov_ == iov_inline_ ? kInlineIov : kMaxIov);
-  msg_ = {};
-  msg_.msg_iov = iov_;
-  msg_.msg_iovlen = n;
+  // (on_send returns the block before it submits again; one still held is reused.)
+  bool large = (send_msg_ && send_block_large_) || out_.pieces() > kInlineIov;
+  size_t max_iov = large ? kMaxIov : kInlineIov;
+  if (send_msg_ && large != send_block_large_) release_send_block();
+  if (!send_msg_) send_msg_ = static_cast<msghdr*>(base::pool_allocate(send_block_bytes(max_iov)));
+  send_block_large_ = large;
+  auto* iov = reinterpret_cast<iovec*>(send_msg_ + 1);
+  *send_msg_ = {};
+  send_msg_->msg_iov = iov;
+  send_msg_->msg_iovlen = out_.build_iovecs(iov, max_iov);
   io_uring_sqe* sqe = shard_.ring().get_sqe();
-  io_uring_prep_sendmsg(sqe, fd_, &msg_, MSG_NOSIGNAL);
+  io_uring_prep_sendmsg(sqe, fd_, send_msg_, MSG_NOSIGNAL);
   loop::Ring::bind(sqe, &send_op_);
   send_in_flight_ = true;
 }
 
-void Connection::release_iov() {
-  if (iov_ == iov_inline_) return;
-  base::pool_deallocate(iov_, kMaxIov * sizeof(iovec));
-  iov_ = iov_inline_;
+void Connection::release_send_block() {
+  if (!send_msg_) return;
+  base::pool_deallocate(send_msg_, send_block_bytes(send_block_large_ ? kMaxIov : kInlineIov));
+  send_msg_ = nullptr;
 }
 
 void Connection::on_send(int res, uint32_t) {
   send_in_flight_ = false;
-  release_iov();  // the kernel is done with the array
+  release_send_block();  // the kernel is done with it
   if (!alive()) {
     maybe_free();
     return;

@@ -111,7 +111,7 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
   RecvOp recv_op_;
   SendOp send_op_;
   // Not lifecycle: what is in flight and the reading backpressure. recv_armed_ and
-  // send_in_flight_ guard the kernel's use of recv_op_/send_op_ (and msg_/iov_): kClosing
+  // send_in_flight_ guard the kernel's use of recv_op_/send_op_ (and send_msg_): kClosing
   // waits for both to clear. A receive that ended with -ENOBUFS waits in the buffer
   // ring's list instead (BufferWaiter::waiting()).
   bool recv_armed_ = false;
@@ -120,14 +120,16 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
   bool resume_due_ = false;  // resume_reading() asked; the stash is delivered at turn end
   std::vector<Bytes> stash_;     // received while paused (what was in flight at the cancel)
   OutputQueue out_;
-  // An idle connection should not carry a 4 KiB iovec array: small sends use the inline
-  // one, larger batches borrow a kMaxIov array from the block pool until their send completes.
+  // What the kernel reads during a sendmsg (the msghdr and its iovecs) is borrowed from the
+  // block pool for that send only: an idle connection carries none of it (it was 184 of this
+  // object's 536 bytes). kInlineIov iovecs cover a turn's usual output; larger batches take
+  // kMaxIov. Returned when the send completes (on_send) or with the connection.
   static constexpr size_t kInlineIov = 8;
   static constexpr size_t kMaxIov = 256;
-  void release_iov();
-  iovec iov_inline_[kInlineIov];
-  iovec* iov_ = iov_inline_;
-  msghdr msg_{};
+  static constexpr size_t send_block_bytes(size_t iovs) { return sizeof(msghdr) + iovs * sizeof(iovec); }
+  void release_send_block();
+  msghdr* send_msg_ = nullptr;  // its iovecs follow it in the same block
+  bool send_block_large_ = false;
   loop::Timer timer_;  // handshake deadline (TLS and HTTP/2 preface), then linger after half-close
   uint64_t linger_until_ms_ = 0;
 };

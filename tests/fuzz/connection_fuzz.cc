@@ -252,10 +252,13 @@ class Run {
   void start() {
     const Config& c = options_.tight ? env_.tight : env_.normal;
     calls_ = new rpc::ConnectionCalls(env_.shard, transport_.transport(), c.rpc, c.http2);
-    calls_->set_on_gone([this](uint32_t) {
-      gone_ = true;
-      maybe_finish();
-    });
+    calls_->set_on_gone(
+        [](void* self, uint32_t) {
+          auto* r = static_cast<Run*>(self);
+          r->gone_ = true;
+          r->maybe_finish();
+        },
+        this);
     transport_.set_handler(&calls_->session());
     transport_.set_read_rate(c.client_read_rate);
     transport_.request_flush();  // our SETTINGS go out first, as on a real connection

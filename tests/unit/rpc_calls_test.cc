@@ -177,10 +177,13 @@ class RpcCalls : public ::testing::Test {
     on_shard([&] {
       calls_ = new ConnectionCalls(*shard_, transport_, config_, settings_);
       calls_->set_list_slot(kListSlot);
-      calls_->set_on_gone([this](uint32_t slot) {
-        gone_ = true;
-        gone_slot_ = slot;
-      });
+      calls_->set_on_gone(
+          [](void* self, uint32_t slot) {
+            auto* t = static_cast<RpcCalls*>(self);
+            t->gone_ = true;
+            t->gone_slot_ = slot;
+          },
+          this);
     });
     if (handshake) pump();
   }
