@@ -119,6 +119,11 @@ class Call final : public http2::ResponseBody {
   void body_trailers(http2::HeaderList& out) noexcept override;
   const http2::FixedHeaders* body_fixed_trailers() noexcept override;
 
+  // One look of ConnectionCalls' stall sweep: nothing waits (or the stream is gone), bytes
+  // wait, or they waited the whole timeout and the stream was reset just now.
+  enum class Stall : uint8_t { kNone, kWaiting, kReset };
+  Stall check_stall(uint64_t now_ms, uint64_t timeout_ms);
+
   Call* prev_ = nullptr;  // ConnectionCalls' list
   Call* next_ = nullptr;
 
@@ -151,7 +156,6 @@ class Call final : public http2::ResponseBody {
   void charge(size_t n);
   void discharge(size_t n);
   static void on_deadline(void* self);
-  static void on_stall_check(void* self);
   void reset_stalled();
 
   ConnectionCalls& owner_;
@@ -213,7 +217,8 @@ class Call final : public http2::ResponseBody {
   size_t buffered_ = 0;      // what this call counts against the shard's MemoryBudget
 
   // stalled-stream detection: response bytes waiting, none taken by the network for long
-  loop::Timer stall_timer_;
+  // (ConnectionCalls' sweep calls check_stall(); the connection has the one timer)
+  bool stall_reset_ = false;     // reset for it: the sweep looks no more
   uint64_t emitted_ = 0;         // response bytes handed to the connection, ever
   uint64_t emitted_seen_ = 0;    // emitted_ at the last check
   uint64_t last_progress_ms_ = 0;

@@ -218,6 +218,34 @@ void ConnectionCalls::age_grace_expired(void* self) {
   c->close_when_flushed();
 }
 
+void ConnectionCalls::watch_stalls() {
+  if (stall_timer_ && stall_timer_->armed()) return;
+  if (!stall_timer_) stall_timer_ = std::make_unique<loop::Timer>(&ConnectionCalls::sweep_stalls, this);
+  uint64_t period = std::max<uint64_t>(config_.stalled_stream_timeout_ms / 4, 1);
+  shard_.timers().arm(*stall_timer_, shard_.timers().now_ms() + period);
+}
+
+void ConnectionCalls::sweep_stalls(void* self) {
+  auto* c = static_cast<ConnectionCalls*>(self);
+  uint64_t now = c->shard_.now_ms();
+  uint64_t timeout = c->config_.stalled_stream_timeout_ms;
+  bool waiting = false;
+  for (Call* call = c->calls_; call; call = call->next_) {
+    Call::Stall stall = call->check_stall(now, timeout);
+    if (stall == Call::Stall::kReset) {
+      // A reset may change the list of calls: the rest are looked at on the next turn.
+      c->shard_.timers().arm(*c->stall_timer_, now + 1);
+      return;
+    }
+    waiting |= stall == Call::Stall::kWaiting;
+  }
+  if (waiting) {
+    c->shard_.timers().arm(*c->stall_timer_, now + std::max<uint64_t>(timeout / 4, 1));
+  } else {
+    c->stall_timer_.reset();  // the wheel has let go of it before calling (fire_all)
+  }
+}
+
 void ConnectionCalls::start_graceful_shutdown() {
   shutting_down_ = true;
   if (life_) life_->idle.cancel();
