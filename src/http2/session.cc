@@ -87,6 +87,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   if (phase_ != Phase::kOpen) return false;
   keepalive_.on_read(now_ms());
   input_ = &data;
+  scanner_.new_read();
   const uint8_t* p = data.data();
   const uint8_t* unfed = p;  // nghttp2 has read everything before this
   size_t left = data.size();
