@@ -193,66 +193,92 @@ FieldName classify_field(std::string_view n) noexcept {
   }
 }
 
-bool RequestRules::on_field(FieldName kind, std::string_view name, std::string_view value,
-                            bool trailer) noexcept {
-  if (malformed_) return false;
-  if (name.empty()) return fail();
+FieldFacts judge_field(FieldName kind, std::string_view name, std::string_view value) noexcept {
+  using F = FieldFacts;
+  constexpr FieldFacts kBad{F::kBad};
+  if (name.empty()) return kBad;
   if (name[0] == ':') {
-    // Pseudo-fields: request head only, before every regular field, once each, and never
-    // empty or blank (RFC 9113 8.3).
-    if (trailer || (seen_ & kRegularSeen)) return fail();
-    if (value.empty() || is_ws(value.front()) || is_ws(value.back())) return fail();
-    auto once = [this](uint16_t bit) {
-      if (seen_ & bit) return false;
-      seen_ |= bit;
-      return true;
-    };
+    // Pseudo-fields are never empty or blank (RFC 9113 8.3), and each has its grammar.
+    if (value.empty() || is_ws(value.front()) || is_ws(value.back())) return kBad;
     switch (kind) {
       case FieldName::kMethod:
-        if (!once(kSeenMethod) || !all_of<Fast::kUpper>(value, kTokenChar)) return fail();
-        if (is(value, "CONNECT")) seen_ |= kConnect;
-        else if (is(value, "OPTIONS")) seen_ |= kOptions;
-        return true;
+        if (!all_of<Fast::kUpper>(value, kTokenChar)) return kBad;
+        if (is(value, "CONNECT")) return {F::kConnect};
+        if (is(value, "OPTIONS")) return {F::kOptions};
+        return {};
       case FieldName::kScheme:
-        if (!once(kSeenScheme) || !is_alpha(static_cast<unsigned char>(value[0])) ||
-            !all_of<Fast::kLower>(value, kSchemeChar)) {
-          return fail();
-        }
+        if (!is_alpha(static_cast<unsigned char>(value[0])) || !all_of<Fast::kLower>(value, kSchemeChar)) return kBad;
         if (is(value, "http") || is(value, "https") || equals_ignoring_case(value, "http") ||
             equals_ignoring_case(value, "https")) {
-          seen_ |= kHttpScheme;
+          return {F::kHttpScheme};
         }
-        return true;
+        return {};
       case FieldName::kPath:
-        if (!once(kSeenPath) || !valid_path(value)) return fail();
-        if (is(value, "*")) seen_ |= kPathAsterisk;
-        else if (value[0] != '/') seen_ |= kPathOther;  // judged at head end, with the scheme
-        return true;
+        if (!valid_path(value)) return kBad;
+        if (is(value, "*")) return {F::kPathAsterisk};
+        if (value[0] != '/') return {F::kPathOther};  // judged at head end, with the scheme
+        return {};
       case FieldName::kAuthority:
-        if (!once(kSeenAuthority) || !valid_authority(value)) return fail();
-        return true;
+        return valid_authority(value) ? FieldFacts{} : kBad;
       default:
-        return fail();  // :status, :protocol (extended CONNECT is not offered) or unknown
+        return kBad;  // :status, :protocol (extended CONNECT is not offered) or unknown
     }
   }
-  seen_ |= kRegularSeen;
   // A name classify_field recognised is one of ours, so already a valid one.
-  if (kind == FieldName::kOther && !valid_name(name)) return fail();  // upper case, SP, CTL
-  if (!value.empty() && (is_ws(value.front()) || is_ws(value.back()))) return fail();
-  if (!valid_value(value)) return fail();
+  if (kind == FieldName::kOther && !valid_name(name)) return kBad;  // upper case, SP, CTL
+  if (!value.empty() && (is_ws(value.front()) || is_ws(value.back()))) return kBad;
+  if (!valid_value(value)) return kBad;
   switch (kind) {
     case FieldName::kConnectionSpecific:
-      return fail();  // RFC 9113 8.2.2
+      return kBad;  // RFC 9113 8.2.2
     case FieldName::kTe:
-      return is(value, "trailers") || equals_ignoring_case(value, "trailers") || fail();
+      return is(value, "trailers") || equals_ignoring_case(value, "trailers") ? FieldFacts{} : kBad;
     case FieldName::kHost:
-      if ((seen_ & kSeenHost) || !valid_authority(value)) return fail();
+      return valid_authority(value) ? FieldFacts{} : kBad;
+    case FieldName::kContentLength: {
+      int64_t n;
+      return parse_length(value, &n) ? FieldFacts{} : kBad;
+    }
+    default:
+      return {};
+  }
+}
+
+bool RequestRules::on_judged_field(FieldName kind, FieldFacts facts, std::string_view value, bool trailer) noexcept {
+  if (malformed_) return false;
+  if (facts.bits & FieldFacts::kBad) return fail();
+  switch (kind) {
+    case FieldName::kMethod:
+    case FieldName::kScheme:
+    case FieldName::kPath:
+    case FieldName::kAuthority: {
+      // Pseudo-fields: request head only, before every regular field, once each.
+      uint16_t bit = kind == FieldName::kMethod   ? kSeenMethod
+                     : kind == FieldName::kScheme ? kSeenScheme
+                     : kind == FieldName::kPath   ? kSeenPath
+                                                  : kSeenAuthority;
+      if (trailer || (seen_ & (kRegularSeen | bit))) return fail();
+      seen_ |= bit;
+      if (facts.bits & FieldFacts::kConnect) seen_ |= kConnect;
+      if (facts.bits & FieldFacts::kOptions) seen_ |= kOptions;
+      if (facts.bits & FieldFacts::kHttpScheme) seen_ |= kHttpScheme;
+      if (facts.bits & FieldFacts::kPathAsterisk) seen_ |= kPathAsterisk;
+      if (facts.bits & FieldFacts::kPathOther) seen_ |= kPathOther;
+      return true;
+    }
+    case FieldName::kUnknownPseudo:
+      return fail();  // judged bad already; here for completeness
+    case FieldName::kHost:
+      seen_ |= kRegularSeen;
+      if (seen_ & kSeenHost) return fail();
       seen_ |= kSeenHost;
       return true;
     case FieldName::kContentLength:
+      seen_ |= kRegularSeen;
       if (content_length_ >= 0 || !parse_length(value, &content_length_)) return fail();
       return true;
     default:
+      seen_ |= kRegularSeen;
       return true;
   }
 }

@@ -34,11 +34,36 @@ enum class FieldName : uint8_t {
 
 FieldName classify_field(std::string_view name) noexcept;
 
+// What the rules find in one field's bytes alone, whatever request it is in: whether they
+// break a rule (a name that is no lower-case token, a value with controls or outer
+// whitespace, a pseudo-field value against its grammar, a connection-specific field, ...)
+// and what the request-wide rules need to know of the value (CONNECT, OPTIONS, an http(s)
+// scheme, the kind of path). The same bytes always get the same facts, so the session may
+// remember them for buffers nghttp2 hands over again (a field from the HPACK table).
+struct FieldFacts {
+  enum : uint8_t {
+    kBad = 1 << 0,
+    kConnect = 1 << 1,      // :method CONNECT
+    kOptions = 1 << 2,      // :method OPTIONS
+    kHttpScheme = 1 << 3,   // :scheme http or https, in any case
+    kPathAsterisk = 1 << 4, // :path "*"
+    kPathOther = 1 << 5,    // :path neither "/..." nor "*"
+  };
+  uint8_t bits = 0;
+};
+FieldFacts judge_field(FieldName kind, std::string_view name, std::string_view value) noexcept;
+
 class RequestRules {
  public:
   // One field of the request head (trailer=false) or of its trailers. Returns false when
   // the request is malformed (and stays so: later calls return false at once).
-  bool on_field(FieldName kind, std::string_view name, std::string_view value, bool trailer) noexcept;
+  bool on_field(FieldName kind, std::string_view name, std::string_view value, bool trailer) noexcept {
+    return on_judged_field(kind, judge_field(kind, name, value), value, trailer);
+  }
+  // The same, with the facts of its bytes already judged (judge_field of these name and
+  // value): the rules that depend on the rest of the request (pseudo-fields first and
+  // once, no pseudo-field in trailers, one host, one content-length and the body's size).
+  bool on_judged_field(FieldName kind, FieldFacts facts, std::string_view value, bool trailer) noexcept;
   // The request head is complete: the required pseudo-fields are there.
   bool on_head_end() noexcept;
   // DATA payload (padding excluded) and the client's END_STREAM: content-length holds.
