@@ -162,7 +162,7 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
       // Room for a few at once (user-agent, content-length and some metadata), not a
       // reallocation and a move of every entry at the second and the third.
       if (h.metadata.empty()) h.metadata.reserve(4);
-      h.metadata.emplace_back(PooledString(n), PooledString(v));
+      h.metadata.emplace_back(name_buf, value_buf, n, v);
       break;
   }
   return 0;

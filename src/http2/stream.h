@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,8 +24,73 @@ using StreamId = int32_t;
 // Request heads are built and dropped for every RPC: their strings come from the block
 // pool (base/small_pool.h), not malloc.
 using PooledString = std::basic_string<char, std::char_traits<char>, base::PoolAllocator<char>>;
-using RawMetadataEntry = std::pair<PooledString, PooledString>;
-using RawMetadata = std::vector<RawMetadataEntry, base::PoolAllocator<RawMetadataEntry>>;
+
+// One field of a request's metadata: views of nghttp2's reference-counted buffers, holding
+// a reference on each until the field goes, instead of copies of their bytes (a user-agent
+// of more than 15 bytes was a pooled block, and its entry two strings to build and free, in
+// every request). A -bin value the rpc layer decodes replaces the value's view with a
+// pooled copy. The buffers come from the session's allocator: a field must go before its
+// session does (the rpc layer's calls end before their connection's session).
+class RawField {
+ public:
+  RawField(nghttp2_rcbuf* name_buf, nghttp2_rcbuf* value_buf, std::string_view name, std::string_view value) noexcept
+      : name_buf_(name_buf), value_buf_(value_buf), name_(name), value_(value) {
+    nghttp2_rcbuf_incref(name_buf_);
+    nghttp2_rcbuf_incref(value_buf_);
+  }
+  RawField(RawField&& o) noexcept
+      : name_buf_(o.name_buf_), value_buf_(o.value_buf_), owned_(o.owned_), name_(o.name_), value_(o.value_) {
+    o.name_buf_ = o.value_buf_ = nullptr;
+    o.owned_ = nullptr;
+  }
+  RawField& operator=(RawField&& o) noexcept {
+    if (this != &o) {
+      drop();
+      name_buf_ = o.name_buf_;
+      value_buf_ = o.value_buf_;
+      owned_ = o.owned_;
+      name_ = o.name_;
+      value_ = o.value_;
+      o.name_buf_ = o.value_buf_ = nullptr;
+      o.owned_ = nullptr;
+    }
+    return *this;
+  }
+  RawField(const RawField&) = delete;
+  RawField& operator=(const RawField&) = delete;
+  ~RawField() { drop(); }
+
+  std::string_view name() const noexcept { return name_; }
+  std::string_view value() const noexcept { return value_; }
+  // The value becomes a copy of these bytes (a decoded -bin value), the buffer's is let go.
+  void set_value(std::string_view v) {
+    char* copy = v.empty() ? nullptr : static_cast<char*>(base::pool_allocate(v.size()));
+    if (copy) std::memcpy(copy, v.data(), v.size());
+    free_owned();
+    if (value_buf_) nghttp2_rcbuf_decref(value_buf_);
+    value_buf_ = nullptr;
+    owned_ = copy;
+    value_ = {copy, v.size()};
+  }
+
+ private:
+  void free_owned() noexcept {
+    if (owned_) base::pool_deallocate(owned_, value_.size());
+    owned_ = nullptr;
+  }
+  void drop() noexcept {
+    free_owned();
+    if (name_buf_) nghttp2_rcbuf_decref(name_buf_);
+    if (value_buf_) nghttp2_rcbuf_decref(value_buf_);
+    name_buf_ = value_buf_ = nullptr;
+  }
+  nghttp2_rcbuf* name_buf_;
+  nghttp2_rcbuf* value_buf_;  // null once the value is owned_
+  char* owned_ = nullptr;     // pooled block of value_.size() bytes, or null
+  std::string_view name_;
+  std::string_view value_;
+};
+using RawMetadata = std::vector<RawField, base::PoolAllocator<RawField>>;
 
 // The request's pseudo-fields and the few fields the rpc layer checks are views of
 // nghttp2's reference-counted header buffers (HPACK table entries for a repeated field),

@@ -223,7 +223,7 @@ const Metadata& Call::client_metadata() const {
   if (!client_metadata_) {
     client_metadata_.emplace();
     client_metadata_->reserve(raw_metadata_.size());
-    for (auto& [k, v] : raw_metadata_) client_metadata_->emplace_back(std::string(k), std::string(v));
+    for (const http2::RawField& f : raw_metadata_) client_metadata_->emplace_back(std::string(f.name()), std::string(f.value()));
   }
   return *client_metadata_;
 }

@@ -125,14 +125,14 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   }
   // -bin values are decoded now (a bad one is the client's error, answered at once); the
   // handler's std::string Metadata is only built if it asks for it (Call::client_metadata).
-  for (auto& [k, v] : head.metadata) {
-    if (!is_binary_metadata_key(k)) continue;
-    auto decoded = base64_decode(v);
+  for (http2::RawField& f : head.metadata) {
+    if (!is_binary_metadata_key(f.name())) continue;
+    auto decoded = base64_decode(f.value());
     if (!decoded) {
-      reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + std::string(k) + "\"");
+      reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + std::string(f.name()) + "\"");
       return;
     }
-    v.assign(decoded->data(), decoded->size());
+    f.set_value(*decoded);
   }
   if (budget_ && budget_->exhausted()) {
     reject(s, "200", StatusCode::RESOURCE_EXHAUSTED, "server memory budget for buffered messages exhausted");

@@ -12,8 +12,8 @@ void Call::set_authority(std::string_view authority) { authority_.assign(authori
 // user-agent is ordinary metadata (gRPC does not reserve it), so it stays in the request's
 // metadata, where client_metadata() shows it too: found there, not copied.
 std::string_view Call::user_agent() const {
-  for (const auto& [k, v] : raw_metadata_) {
-    if (k == "user-agent") return {v.data(), v.size()};
+  for (const http2::RawField& f : raw_metadata_) {
+    if (f.name() == "user-agent") return f.value();
   }
   return {};
 }

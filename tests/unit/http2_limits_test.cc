@@ -177,7 +177,7 @@ TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
   EXPECT_TRUE(st.headers_too_large);
   EXPECT_GT(st.header_bytes, 1024u);
   size_t stored = 0;
-  for (auto& [k, v] : st.head.metadata) stored += k.size() + v.size() + 32;
+  for (const RawField& f : st.head.metadata) stored += f.name().size() + f.value().size() + 32;
   EXPECT_LE(stored, 1024u) << "fields past the limit were copied";
 }
 
