@@ -244,43 +244,9 @@ FieldFacts judge_field(FieldName kind, std::string_view name, std::string_view v
   }
 }
 
-bool RequestRules::on_judged_field(FieldName kind, FieldFacts facts, std::string_view value, bool trailer) noexcept {
-  if (malformed_) return false;
-  if (facts.bits & FieldFacts::kBad) return fail();
-  switch (kind) {
-    case FieldName::kMethod:
-    case FieldName::kScheme:
-    case FieldName::kPath:
-    case FieldName::kAuthority: {
-      // Pseudo-fields: request head only, before every regular field, once each.
-      uint16_t bit = kind == FieldName::kMethod   ? kSeenMethod
-                     : kind == FieldName::kScheme ? kSeenScheme
-                     : kind == FieldName::kPath   ? kSeenPath
-                                                  : kSeenAuthority;
-      if (trailer || (seen_ & (kRegularSeen | bit))) return fail();
-      seen_ |= bit;
-      if (facts.bits & FieldFacts::kConnect) seen_ |= kConnect;
-      if (facts.bits & FieldFacts::kOptions) seen_ |= kOptions;
-      if (facts.bits & FieldFacts::kHttpScheme) seen_ |= kHttpScheme;
-      if (facts.bits & FieldFacts::kPathAsterisk) seen_ |= kPathAsterisk;
-      if (facts.bits & FieldFacts::kPathOther) seen_ |= kPathOther;
-      return true;
-    }
-    case FieldName::kUnknownPseudo:
-      return fail();  // judged bad already; here for completeness
-    case FieldName::kHost:
-      seen_ |= kRegularSeen;
-      if (seen_ & kSeenHost) return fail();
-      seen_ |= kSeenHost;
-      return true;
-    case FieldName::kContentLength:
-      seen_ |= kRegularSeen;
-      if (content_length_ >= 0 || !parse_length(value, &content_length_)) return fail();
-      return true;
-    default:
-      seen_ |= kRegularSeen;
-      return true;
-  }
+bool RequestRules::on_content_length(std::string_view value) noexcept {
+  if (content_length_ >= 0 || !parse_length(value, &content_length_)) return fail();
+  return true;
 }
 
 bool RequestRules::on_head_end() noexcept {

@@ -73,6 +73,7 @@ class RequestRules {
   bool malformed() const noexcept { return malformed_; }
 
  private:
+  bool on_content_length(std::string_view value) noexcept;  // one, and digits only
   bool fail() noexcept {
     malformed_ = true;
     return false;
@@ -96,5 +97,44 @@ class RequestRules {
   int64_t content_length_ = -1;
   uint64_t data_bytes_ = 0;
 };
+
+// Inline: on_header calls it for every field, and most of it is a few bit tests.
+inline bool RequestRules::on_judged_field(FieldName kind, FieldFacts facts, std::string_view value, bool trailer) noexcept {
+  if (malformed_) return false;
+  if (facts.bits & FieldFacts::kBad) return fail();
+  switch (kind) {
+    case FieldName::kMethod:
+    case FieldName::kScheme:
+    case FieldName::kPath:
+    case FieldName::kAuthority: {
+      // Pseudo-fields: request head only, before every regular field, once each.
+      uint16_t bit = kind == FieldName::kMethod   ? kSeenMethod
+                     : kind == FieldName::kScheme ? kSeenScheme
+                     : kind == FieldName::kPath   ? kSeenPath
+                                                  : kSeenAuthority;
+      if (trailer || (seen_ & (kRegularSeen | bit))) return fail();
+      seen_ |= bit;
+      if (facts.bits & FieldFacts::kConnect) seen_ |= kConnect;
+      if (facts.bits & FieldFacts::kOptions) seen_ |= kOptions;
+      if (facts.bits & FieldFacts::kHttpScheme) seen_ |= kHttpScheme;
+      if (facts.bits & FieldFacts::kPathAsterisk) seen_ |= kPathAsterisk;
+      if (facts.bits & FieldFacts::kPathOther) seen_ |= kPathOther;
+      return true;
+    }
+    case FieldName::kUnknownPseudo:
+      return fail();  // judged bad already; here for completeness
+    case FieldName::kHost:
+      seen_ |= kRegularSeen;
+      if (seen_ & kSeenHost) return fail();
+      seen_ |= kSeenHost;
+      return true;
+    case FieldName::kContentLength:
+      seen_ |= kRegularSeen;
+      return on_content_length(value);
+    default:
+      seen_ |= kRegularSeen;
+      return true;
+  }
+}
 
 }  // namespace uringrpc::http2
