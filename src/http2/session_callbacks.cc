@@ -148,7 +148,7 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
     case FieldName::kMethod: h.hold(h.method, value_buf, v); break;
     case FieldName::kPath: h.hold(h.path, value_buf, v); break;
     case FieldName::kScheme: h.hold(h.scheme, value_buf, v); break;
-    case FieldName::kAuthority: h.hold(h.authority, value_buf, v); break;
+    case FieldName::kAuthority: h.hold_authority(value_buf, v); break;
     case FieldName::kContentType: h.hold(h.content_type, value_buf, v); break;
     case FieldName::kTe: h.hold(h.te, value_buf, v); break;
     case FieldName::kGrpcTimeout:
@@ -157,7 +157,7 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
       break;
     case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf, v); break;
     case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf, v); break;
-    case FieldName::kHost: h.hold(h.authority, value_buf, v); break;  // :authority, if any, came first
+    case FieldName::kHost: h.hold_authority(value_buf, v); break;  // :authority, if any, came first
     default:
       // Room for a few at once (user-agent, content-length and some metadata), not a
       // reallocation and a move of every entry at the second and the third.
@@ -284,7 +284,9 @@ int SessionCallbacks::on_stream_close(nghttp2_session* ng, int32_t id, uint32_t 
                                  : st->remote_closed ? ClosedStreams::How::kPeerEnded
                                                      : ClosedStreams::How::kWeReset);
   if (!st) return 0;
-  nghttp2_session_set_stream_user_data(ng, id, nullptr);
+  // No need to clear the stream's user data (a stream-map probe): with RFC 7540
+  // priorities off (SETTINGS_NO_RFC7540_PRIORITIES, no fallback option) nghttp2 keeps no
+  // closed stream in a dependency tree and frees this one as soon as we return.
   s.stream_count_.close();
   s.close_stream(st, error_code);
   return 0;

@@ -122,17 +122,34 @@ struct RequestHead {
     held_[held_count_++] = value;
     field = bytes;
   }
+  // :authority (or host) is kept by the call for its whole life: its view and its buffer
+  // are held apart, so that the call can take the reference over instead of copying.
+  void hold_authority(nghttp2_rcbuf* value, std::string_view bytes) noexcept {
+    if (authority_buf_ || !authority.empty()) return;  // the first one is kept
+    nghttp2_rcbuf_incref(value);
+    authority_buf_ = value;
+    authority = bytes;
+  }
+  // The buffer behind `authority` (null if none), with its reference: the caller's now.
+  nghttp2_rcbuf* take_authority() noexcept {
+    nghttp2_rcbuf* b = authority_buf_;
+    authority_buf_ = nullptr;
+    return b;
+  }
   // Drops the views and the references behind them.
   void release() noexcept {
     for (uint8_t i = 0; i < held_count_; ++i) nghttp2_rcbuf_decref(held_[i]);
     held_count_ = 0;
+    if (authority_buf_) nghttp2_rcbuf_decref(authority_buf_);
+    authority_buf_ = nullptr;
     method = path = scheme = authority = content_type = te = grpc_timeout = grpc_encoding =
         grpc_accept_encoding = {};
   }
 
  private:
-  static constexpr uint8_t kMaxHeld = 10;  // the views above, plus host
+  static constexpr uint8_t kMaxHeld = 10;  // the views above
   nghttp2_rcbuf* held_[kMaxHeld];
+  nghttp2_rcbuf* authority_buf_ = nullptr;
   uint8_t held_count_ = 0;
 };
 

@@ -167,6 +167,7 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
 
 Call::~Call() {
   if (runner_) runner_.destroy();
+  if (authority_buf_) nghttp2_rcbuf_decref(authority_buf_);
   release_admission();
   discharge(buffered_);
 }

@@ -62,8 +62,9 @@ class Call final : public http2::ResponseBody {
   // A call served by the fallback handler (MethodTable::fallback) keeps the path it was
   // called with; before start().
   void set_called_path(std::string_view path);
-  // The request's :authority (or host); before start(). See request_identity.cc.
-  void set_authority(std::string_view authority);
+  // The request's :authority (or host), viewed in its nghttp2 buffer, whose reference
+  // (or null) the call takes over; before start(). See request_identity.cc.
+  void set_authority(std::string_view authority, nghttp2_rcbuf* buffer) noexcept;
   void start();
 
   // --- from the HTTP/2 layer (via ConnectionCalls)
@@ -164,9 +165,10 @@ class Call final : public http2::ResponseBody {
   const MethodTable::Entry& method_;
   std::string_view path_;             // method_.path, or called_path_ for the fallback
   http2::PooledString called_path_;
-  // Copied out of the request head, which is released once the call exists. Short ones
-  // ("localhost:50051") fit the string itself; longer ones come from the block pool.
-  http2::PooledString authority_;
+  // From the request head, which is released once the call exists: the call holds a
+  // reference on the authority's buffer instead of copying it.
+  std::string_view authority_;
+  nghttp2_rcbuf* authority_buf_ = nullptr;  // held until the call goes (before its session)
   ServerContext ctx_;
   http2::RawMetadata raw_metadata_;               // as received, -bin values decoded
   mutable std::optional<Metadata> client_metadata_;

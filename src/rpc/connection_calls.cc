@@ -148,7 +148,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   }
   auto* call = new Call(*this, s, *method, std::move(head.metadata), deadline_ms, admitted);
   if (fallback) call->set_called_path(head.path);
-  call->set_authority(head.authority);
+  call->set_authority(head.authority, head.take_authority());
   call->compression().start(*request_encoding, parse_accept_encoding(head.grpc_accept_encoding),
                             config_.default_compression);
   call->next_ = calls_;
