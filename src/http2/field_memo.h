@@ -10,8 +10,8 @@
 // bytes while it is remembered. The buffers come from their session's allocator: a
 // Session gives back what it owns here (forget()) before its nghttp2 session goes.
 //
-// One per shard thread (sessions live and die on their shard's thread), a fixed table
-// indexed by the buffers' addresses; a new field takes its slot from whatever was there.
+// One per shard thread (sessions live and die on their shard's thread), a fixed table of
+// two-entry sets indexed by the buffers' addresses; a new field takes the older entry's place.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
@@ -46,8 +46,10 @@ class FieldMemo {
   }
 
   const Entry* find(const nghttp2_rcbuf* name, const nghttp2_rcbuf* value) const noexcept {
-    const Entry& e = entries_[slot(name, value)];
-    return e.name == name && e.value == value ? &e : nullptr;
+    const Entry* set = &entries_[set_of(name, value)];
+    if (set[0].name == name && set[0].value == value) return &set[0];
+    if (set[1].name == name && set[1].value == value) return &set[1];
+    return nullptr;
   }
   void remember(const void* owner, nghttp2_rcbuf* name, nghttp2_rcbuf* value, std::string_view name_bytes,
                 std::string_view value_bytes, FieldName kind, FieldFacts facts) noexcept;
@@ -57,9 +59,11 @@ class FieldMemo {
  private:
   static constexpr unsigned kSlotBits = 8;  // 256 entries of 64 bytes: 16 KiB a shard
   static constexpr size_t kSlots = size_t{1} << kSlotBits;
-  static size_t slot(const nghttp2_rcbuf* name, const nghttp2_rcbuf* value) noexcept {
+  // Two entries per set (the first the newer), so that two fields whose addresses collide
+  // do not evict each other in every request.
+  static size_t set_of(const nghttp2_rcbuf* name, const nghttp2_rcbuf* value) noexcept {
     uint64_t k = reinterpret_cast<uintptr_t>(value) ^ (reinterpret_cast<uintptr_t>(name) << 7);
-    return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits));
+    return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits)) & ~size_t{1};
   }
 
   static constinit thread_local FieldMemo memo_;
