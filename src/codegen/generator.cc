@@ -153,9 +153,12 @@ std::string source(const gp::FileDescriptor* file, const std::vector<Service>& s
     cc += "void " + c + "::register_methods(::uringrpc::Server& server) {\n";
     for (const Method& m : s.methods) {
       // this-> because a parameter may share the rpc's name; ::std because a package may be "std".
+      // The adapter keeps the request in its own frame until the handler's task ends, so
+      // the lambda takes it by reference: the method's parameter is its only move.
       bool by_value = m.shape == Shape::kUnary || m.shape == Shape::kServerStreaming;
       std::string arg = by_value ? "::std::move(request)" : "request";
-      cc += "  server.add_method(\"" + m.path + "\", " + adapter(m.shape) + "([this](" + input_type(m) +
+      std::string param = input_type(m) + (by_value ? "&&" : "");
+      cc += "  server.add_method(\"" + m.path + "\", " + adapter(m.shape) + "([this](" + param +
             " request, ::uringrpc::ServerContext& context) {\n";
       cc += "    return this->" + m.function + "(" + arg + ", context);\n  }));\n";
     }

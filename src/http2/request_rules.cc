@@ -48,27 +48,97 @@ bool all_of_class(std::string_view s, uint8_t cls) {
   return acc == cls;
 }
 
-// Values are most of a request head's bytes: check them eight at a time for the two
-// things a value may not hold, a byte below `floor` (controls; SP too for paths) and DEL,
-// and let the byte table decide only for a word that has one (HTAB is allowed in values).
+// Byte-class scans a word (eight bytes) at a time. Each class has a *fast set*, a few byte
+// ranges that cover what requests usually hold (lower-case names, digits and dots of an
+// authority, visible ASCII of a value); a word all in it is accepted, and a word with any
+// other byte sends the whole string to the byte table above, which decides exactly. So the
+// fast sets only ever accept bytes of their class and the verdict is the table's.
 constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
-bool word_maybe_bad(uint64_t w, uint64_t floor) {
-  uint64_t below = (w - kOnes * floor) & ~w & kHighs;  // exact for floor <= 128
+
+// High bit of each lane whose byte b has lo <= b <= hi (hi < 0x80). Computed on the low
+// seven bits, where no lane can carry or borrow into the next, then masked with ~w so a
+// byte >= 0x80 is never in range.
+constexpr uint64_t lanes_in(uint64_t w, uint8_t lo, uint8_t hi) {
+  uint64_t y = w & ~kHighs;
+  uint64_t ge = y + kOnes * (0x80u - lo);
+  uint64_t le = kOnes * (0x80u + hi) - y;
+  return ge & le & ~w & kHighs;
+}
+constexpr uint64_t lanes_eq(uint64_t w, uint8_t b) { return lanes_in(w, b, b); }
+
+// Lanes that may not be in a value (floor 0x20) or a path (floor 0x21): a byte below the
+// floor (controls, SP for paths) or DEL. Inverted, the fast set: bytes >= floor but DEL,
+// obs-text included (HTAB, valid in values, goes to the table).
+constexpr uint64_t lanes_bad_text(uint64_t w, uint64_t floor) {
+  uint64_t below = (w - kOnes * floor) & ~w & kHighs;  // a lane below floor (exact as a whole)
   uint64_t x = w ^ (kOnes * 0x7f);
   uint64_t del = (x - kOnes) & ~x & kHighs;
-  return (below | del) != 0;
+  return below | del;
 }
-bool all_of_class_wide(std::string_view s, uint8_t cls, uint64_t floor) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    if (word_maybe_bad(w, floor)) return all_of_class(s, cls);
+
+enum class Fast : uint8_t { kValue, kPath, kName, kAuthority, kUpper, kLower };
+
+template <Fast F>
+constexpr bool word_fast(uint64_t w) {
+  if constexpr (F == Fast::kValue) return lanes_bad_text(w, 0x20) == 0;
+  if constexpr (F == Fast::kPath) return lanes_bad_text(w, 0x21) == 0;
+  if constexpr (F == Fast::kName) {  // a-z, 0-9, '-'
+    return (lanes_in(w, 'a', 'z') | lanes_in(w, '0', '9') | lanes_eq(w, '-')) == kHighs;
   }
-  return all_of_class(s.substr(i), cls);
+  if constexpr (F == Fast::kAuthority) {  // a-z, 0-9 and ':', '.', '-'
+    return (lanes_in(w, 'a', 'z') | lanes_in(w, '0', ':') | lanes_in(w, '-', '.')) == kHighs;
+  }
+  if constexpr (F == Fast::kUpper) return lanes_in(w, 'A', 'Z') == kHighs;  // methods
+  if constexpr (F == Fast::kLower) return lanes_in(w, 'a', 'z') == kHighs;  // schemes
+  return false;
 }
-bool valid_value(std::string_view v) { return all_of_class_wide(v, kValueChar, 0x20); }
-bool valid_path(std::string_view v) { return all_of_class_wide(v, kPathChar, 0x21); }
+
+uint64_t load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+uint32_t load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// Every byte of s in whole words: full words, then one last word overlapping the one
+// before it; a string shorter than a word is gathered into one (a byte may appear in
+// several lanes, which only matters for a verdict every one of its lanes shares).
+template <Fast F>
+bool all_of(std::string_view s, uint8_t cls) {
+  const char* p = s.data();
+  size_t n = s.size();
+  bool fast;
+  if (n >= 8) {
+    fast = true;
+    size_t i = 0;
+    for (; i + 8 <= n && fast; i += 8) fast = word_fast<F>(load64(p + i));
+    if (fast && i < n) fast = word_fast<F>(load64(p + n - 8));
+  } else if (n >= 4) {
+    fast = word_fast<F>(load32(p) | uint64_t{load32(p + n - 4)} << 32);
+  } else if (n > 0) {
+    auto b = [p](size_t i) { return uint64_t{static_cast<unsigned char>(p[i])}; };
+    uint64_t x = b(0) | b(n / 2) << 8 | b(n - 1) << 16 | b(0) << 24;
+    fast = word_fast<F>(x | x << 32);
+  } else {
+    return true;
+  }
+  return fast || all_of_class(s, cls);
+}
+bool valid_value(std::string_view v) { return all_of<Fast::kValue>(v, kValueChar); }
+bool valid_path(std::string_view v) { return all_of<Fast::kPath>(v, kPathChar); }
+bool valid_name(std::string_view v) { return all_of<Fast::kName>(v, kNameChar); }
+bool valid_authority(std::string_view v) { return all_of<Fast::kAuthority>(v, kAuthorityChar); }
+
+// Equality with a literal of known length: the compiler compares it in a load or two, not
+// through memcmp.
+template <size_t N>
+bool is(std::string_view s, const char (&lit)[N]) {
+  return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;
+}
 
 bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
@@ -100,91 +170,83 @@ FieldName classify_field(std::string_view n) noexcept {
   if (n.empty()) return F::kOther;
   if (n[0] == ':') {
     switch (n.size()) {
-      case 5: return n == ":path" ? F::kPath : F::kUnknownPseudo;
-      case 7: return n == ":method" ? F::kMethod : n == ":scheme" ? F::kScheme : F::kUnknownPseudo;
-      case 10: return n == ":authority" ? F::kAuthority : F::kUnknownPseudo;
+      case 5: return is(n, ":path") ? F::kPath : F::kUnknownPseudo;
+      case 7: return is(n, ":method") ? F::kMethod : is(n, ":scheme") ? F::kScheme : F::kUnknownPseudo;
+      case 10: return is(n, ":authority") ? F::kAuthority : F::kUnknownPseudo;
       default: return F::kUnknownPseudo;
     }
   }
   switch (n.size()) {
-    case 2: return n == "te" ? F::kTe : F::kOther;
-    case 4: return n == "host" ? F::kHost : F::kOther;
-    case 7: return n == "upgrade" ? F::kConnectionSpecific : F::kOther;
+    case 2: return is(n, "te") ? F::kTe : F::kOther;
+    case 4: return is(n, "host") ? F::kHost : F::kOther;
+    case 7: return is(n, "upgrade") ? F::kConnectionSpecific : F::kOther;
     case 10:
-      return n == "connection" || n == "keep-alive" ? F::kConnectionSpecific : F::kOther;
+      return is(n, "connection") || is(n, "keep-alive") ? F::kConnectionSpecific : F::kOther;
     case 12:
-      return n == "content-type" ? F::kContentType : n == "grpc-timeout" ? F::kGrpcTimeout : F::kOther;
-    case 13: return n == "grpc-encoding" ? F::kGrpcEncoding : F::kOther;
-    case 14: return n == "content-length" ? F::kContentLength : F::kOther;
-    case 16: return n == "proxy-connection" ? F::kConnectionSpecific : F::kOther;
-    case 17: return n == "transfer-encoding" ? F::kConnectionSpecific : F::kOther;
-    case 20: return n == "grpc-accept-encoding" ? F::kGrpcAcceptEncoding : F::kOther;
+      return is(n, "content-type") ? F::kContentType : is(n, "grpc-timeout") ? F::kGrpcTimeout : F::kOther;
+    case 13: return is(n, "grpc-encoding") ? F::kGrpcEncoding : F::kOther;
+    case 14: return is(n, "content-length") ? F::kContentLength : F::kOther;
+    case 16: return is(n, "proxy-connection") ? F::kConnectionSpecific : F::kOther;
+    case 17: return is(n, "transfer-encoding") ? F::kConnectionSpecific : F::kOther;
+    case 20: return is(n, "grpc-accept-encoding") ? F::kGrpcAcceptEncoding : F::kOther;
     default: return F::kOther;
   }
 }
 
-bool RequestRules::on_field(FieldName kind, std::string_view name, std::string_view value,
-                            bool trailer) noexcept {
-  if (malformed_) return false;
-  if (name.empty()) return fail();
+FieldFacts judge_field(FieldName kind, std::string_view name, std::string_view value) noexcept {
+  using F = FieldFacts;
+  constexpr FieldFacts kBad{F::kBad};
+  if (name.empty()) return kBad;
   if (name[0] == ':') {
-    // Pseudo-fields: request head only, before every regular field, once each, and never
-    // empty or blank (RFC 9113 8.3).
-    if (trailer || (seen_ & kRegularSeen)) return fail();
-    if (value.empty() || is_ws(value.front()) || is_ws(value.back())) return fail();
-    auto once = [this](uint16_t bit) {
-      if (seen_ & bit) return false;
-      seen_ |= bit;
-      return true;
-    };
+    // Pseudo-fields are never empty or blank (RFC 9113 8.3), and each has its grammar.
+    if (value.empty() || is_ws(value.front()) || is_ws(value.back())) return kBad;
     switch (kind) {
       case FieldName::kMethod:
-        if (!once(kSeenMethod) || !all_of_class(value, kTokenChar)) return fail();
-        if (value == "CONNECT") seen_ |= kConnect;
-        else if (value == "OPTIONS") seen_ |= kOptions;
-        return true;
+        if (!all_of<Fast::kUpper>(value, kTokenChar)) return kBad;
+        if (is(value, "CONNECT")) return {F::kConnect};
+        if (is(value, "OPTIONS")) return {F::kOptions};
+        return {};
       case FieldName::kScheme:
-        if (!once(kSeenScheme) || !is_alpha(static_cast<unsigned char>(value[0])) ||
-            !all_of_class(value, kSchemeChar)) {
-          return fail();
-        }
-        if (value == "http" || value == "https" || equals_ignoring_case(value, "http") ||
+        if (!is_alpha(static_cast<unsigned char>(value[0])) || !all_of<Fast::kLower>(value, kSchemeChar)) return kBad;
+        if (is(value, "http") || is(value, "https") || equals_ignoring_case(value, "http") ||
             equals_ignoring_case(value, "https")) {
-          seen_ |= kHttpScheme;
+          return {F::kHttpScheme};
         }
-        return true;
+        return {};
       case FieldName::kPath:
-        if (!once(kSeenPath) || !valid_path(value)) return fail();
-        if (value == "*") seen_ |= kPathAsterisk;
-        else if (value[0] != '/') seen_ |= kPathOther;  // judged at head end, with the scheme
-        return true;
+        if (!valid_path(value)) return kBad;
+        if (is(value, "*")) return {F::kPathAsterisk};
+        if (value[0] != '/') return {F::kPathOther};  // judged at head end, with the scheme
+        return {};
       case FieldName::kAuthority:
-        if (!once(kSeenAuthority) || !all_of_class(value, kAuthorityChar)) return fail();
-        return true;
+        return valid_authority(value) ? FieldFacts{} : kBad;
       default:
-        return fail();  // :status, :protocol (extended CONNECT is not offered) or unknown
+        return kBad;  // :status, :protocol (extended CONNECT is not offered) or unknown
     }
   }
-  seen_ |= kRegularSeen;
   // A name classify_field recognised is one of ours, so already a valid one.
-  if (kind == FieldName::kOther && !all_of_class(name, kNameChar)) return fail();  // upper case, SP, CTL
-  if (!value.empty() && (is_ws(value.front()) || is_ws(value.back()))) return fail();
-  if (!valid_value(value)) return fail();
+  if (kind == FieldName::kOther && !valid_name(name)) return kBad;  // upper case, SP, CTL
+  if (!value.empty() && (is_ws(value.front()) || is_ws(value.back()))) return kBad;
+  if (!valid_value(value)) return kBad;
   switch (kind) {
     case FieldName::kConnectionSpecific:
-      return fail();  // RFC 9113 8.2.2
+      return kBad;  // RFC 9113 8.2.2
     case FieldName::kTe:
-      return value == "trailers" || equals_ignoring_case(value, "trailers") || fail();
+      return is(value, "trailers") || equals_ignoring_case(value, "trailers") ? FieldFacts{} : kBad;
     case FieldName::kHost:
-      if ((seen_ & kSeenHost) || !all_of_class(value, kAuthorityChar)) return fail();
-      seen_ |= kSeenHost;
-      return true;
-    case FieldName::kContentLength:
-      if (content_length_ >= 0 || !parse_length(value, &content_length_)) return fail();
-      return true;
+      return valid_authority(value) ? FieldFacts{} : kBad;
+    case FieldName::kContentLength: {
+      int64_t n;
+      return parse_length(value, &n) ? FieldFacts{} : kBad;
+    }
     default:
-      return true;
+      return {};
   }
+}
+
+bool RequestRules::on_content_length(std::string_view value) noexcept {
+  if (content_length_ >= 0 || !parse_length(value, &content_length_)) return fail();
+  return true;
 }
 
 bool RequestRules::on_head_end() noexcept {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http2/field_memo.h"
 #include "http2/nv_array.h"
 #include "http2/session_callbacks.h"
 #include "base/log.h"
@@ -80,6 +81,7 @@ Session::~Session() {
     delete st;
   }
   closed_streams_.forget_all(0);  // back to the pool before the session's memory goes
+  FieldMemo::of_this_thread().forget(this);  // its references on nghttp2's buffers, likewise
   if (ng_) nghttp2_session_del(ng_);
 }
 
@@ -87,6 +89,7 @@ bool Session::on_bytes(const Bytes& data) noexcept {
   if (phase_ != Phase::kOpen) return false;
   keepalive_.on_read(now_ms());
   input_ = &data;
+  scanner_.new_read();
   const uint8_t* p = data.data();
   const uint8_t* unfed = p;  // nghttp2 has read everything before this
   size_t left = data.size();

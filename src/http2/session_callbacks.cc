@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "http2/field_memo.h"
 #include "http2/nv_array.h"
 #include "http2/session.h"
 
@@ -110,13 +111,29 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   Stream* st = stream(ng, frame->hd.stream_id, user);
   if (!st) return 0;
-  nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf), value = nghttp2_rcbuf_get_buf(value_buf);
-  std::string_view n(reinterpret_cast<const char*>(name.base), name.len);
-  std::string_view v(reinterpret_cast<const char*>(value.base), value.len);
+  std::string_view n, v;
+  FieldName kind;
+  FieldFacts facts;
+  FieldMemo& memo = FieldMemo::of_this_thread();
+  if (const FieldMemo::Entry* e = memo.find(name_buf, value_buf)) {
+    // Buffers of a field seen before (from the HPACK table): its bytes were judged then.
+    n = e->name_bytes;
+    v = e->value_bytes;
+    kind = e->kind;
+    facts = e->facts;
+  } else {
+    nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf), value = nghttp2_rcbuf_get_buf(value_buf);
+    n = {reinterpret_cast<const char*>(name.base), name.len};
+    v = {reinterpret_cast<const char*>(value.base), value.len};
+    kind = classify_field(n);
+    facts = judge_field(kind, n, v);
+    if (FieldMemo::worth_remembering(kind) && !(facts.bits & FieldFacts::kBad)) {
+      memo.remember(&self(user), name_buf, value_buf, n, v, kind, facts);
+    }
+  }
   bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
-  FieldName kind = classify_field(n);
   // A malformed request is reset when its header block ends (on_frame_recv).
-  if (!st->rules.on_field(kind, n, v, trailer)) return 0;
+  if (!st->rules.on_judged_field(kind, facts, v, trailer)) return 0;
   // Request trailers: gRPC clients send none; keep nothing from them.
   if (trailer) return 0;
   // Counted before anything is copied: past the limit the request is refused and what
@@ -131,7 +148,7 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
     case FieldName::kMethod: h.hold(h.method, value_buf, v); break;
     case FieldName::kPath: h.hold(h.path, value_buf, v); break;
     case FieldName::kScheme: h.hold(h.scheme, value_buf, v); break;
-    case FieldName::kAuthority: h.hold(h.authority, value_buf, v); break;
+    case FieldName::kAuthority: h.hold_authority(value_buf, v); break;
     case FieldName::kContentType: h.hold(h.content_type, value_buf, v); break;
     case FieldName::kTe: h.hold(h.te, value_buf, v); break;
     case FieldName::kGrpcTimeout:
@@ -140,12 +157,12 @@ int SessionCallbacks::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
       break;
     case FieldName::kGrpcEncoding: h.hold(h.grpc_encoding, value_buf, v); break;
     case FieldName::kGrpcAcceptEncoding: h.hold(h.grpc_accept_encoding, value_buf, v); break;
-    case FieldName::kHost: h.hold(h.authority, value_buf, v); break;  // :authority, if any, came first
+    case FieldName::kHost: h.hold_authority(value_buf, v); break;  // :authority, if any, came first
     default:
       // Room for a few at once (user-agent, content-length and some metadata), not a
       // reallocation and a move of every entry at the second and the third.
       if (h.metadata.empty()) h.metadata.reserve(4);
-      h.metadata.emplace_back(PooledString(n), PooledString(v));
+      h.metadata.emplace_back(name_buf, value_buf, n, v);
       break;
   }
   return 0;
@@ -267,7 +284,9 @@ int SessionCallbacks::on_stream_close(nghttp2_session* ng, int32_t id, uint32_t 
                                  : st->remote_closed ? ClosedStreams::How::kPeerEnded
                                                      : ClosedStreams::How::kWeReset);
   if (!st) return 0;
-  nghttp2_session_set_stream_user_data(ng, id, nullptr);
+  // No need to clear the stream's user data (a stream-map probe): with RFC 7540
+  // priorities off (SETTINGS_NO_RFC7540_PRIORITIES, no fallback option) nghttp2 keeps no
+  // closed stream in a dependency tree and frees this one as soon as we return.
   s.stream_count_.close();
   s.close_stream(st, error_code);
   return 0;

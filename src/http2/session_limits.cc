@@ -27,7 +27,7 @@ void Session::fail_connection(uint32_t h2_error, std::string_view debug) {
   conn_->close_after_flush();
 }
 
-int Session::act(Verdict v, int32_t stream) {
+int Session::act_on(Verdict v, int32_t stream) {
   switch (v.kind) {
     case Verdict::kContinue:
       return 0;

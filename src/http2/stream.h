@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,8 +24,73 @@ using StreamId = int32_t;
 // Request heads are built and dropped for every RPC: their strings come from the block
 // pool (base/small_pool.h), not malloc.
 using PooledString = std::basic_string<char, std::char_traits<char>, base::PoolAllocator<char>>;
-using RawMetadataEntry = std::pair<PooledString, PooledString>;
-using RawMetadata = std::vector<RawMetadataEntry, base::PoolAllocator<RawMetadataEntry>>;
+
+// One field of a request's metadata: views of nghttp2's reference-counted buffers, holding
+// a reference on each until the field goes, instead of copies of their bytes (a user-agent
+// of more than 15 bytes was a pooled block, and its entry two strings to build and free, in
+// every request). A -bin value the rpc layer decodes replaces the value's view with a
+// pooled copy. The buffers come from the session's allocator: a field must go before its
+// session does (the rpc layer's calls end before their connection's session).
+class RawField {
+ public:
+  RawField(nghttp2_rcbuf* name_buf, nghttp2_rcbuf* value_buf, std::string_view name, std::string_view value) noexcept
+      : name_buf_(name_buf), value_buf_(value_buf), name_(name), value_(value) {
+    nghttp2_rcbuf_incref(name_buf_);
+    nghttp2_rcbuf_incref(value_buf_);
+  }
+  RawField(RawField&& o) noexcept
+      : name_buf_(o.name_buf_), value_buf_(o.value_buf_), owned_(o.owned_), name_(o.name_), value_(o.value_) {
+    o.name_buf_ = o.value_buf_ = nullptr;
+    o.owned_ = nullptr;
+  }
+  RawField& operator=(RawField&& o) noexcept {
+    if (this != &o) {
+      drop();
+      name_buf_ = o.name_buf_;
+      value_buf_ = o.value_buf_;
+      owned_ = o.owned_;
+      name_ = o.name_;
+      value_ = o.value_;
+      o.name_buf_ = o.value_buf_ = nullptr;
+      o.owned_ = nullptr;
+    }
+    return *this;
+  }
+  RawField(const RawField&) = delete;
+  RawField& operator=(const RawField&) = delete;
+  ~RawField() { drop(); }
+
+  std::string_view name() const noexcept { return name_; }
+  std::string_view value() const noexcept { return value_; }
+  // The value becomes a copy of these bytes (a decoded -bin value), the buffer's is let go.
+  void set_value(std::string_view v) {
+    char* copy = v.empty() ? nullptr : static_cast<char*>(base::pool_allocate(v.size()));
+    if (copy) std::memcpy(copy, v.data(), v.size());
+    free_owned();
+    if (value_buf_) nghttp2_rcbuf_decref(value_buf_);
+    value_buf_ = nullptr;
+    owned_ = copy;
+    value_ = {copy, v.size()};
+  }
+
+ private:
+  void free_owned() noexcept {
+    if (owned_) base::pool_deallocate(owned_, value_.size());
+    owned_ = nullptr;
+  }
+  void drop() noexcept {
+    free_owned();
+    if (name_buf_) nghttp2_rcbuf_decref(name_buf_);
+    if (value_buf_) nghttp2_rcbuf_decref(value_buf_);
+    name_buf_ = value_buf_ = nullptr;
+  }
+  nghttp2_rcbuf* name_buf_;
+  nghttp2_rcbuf* value_buf_;  // null once the value is owned_
+  char* owned_ = nullptr;     // pooled block of value_.size() bytes, or null
+  std::string_view name_;
+  std::string_view value_;
+};
+using RawMetadata = std::vector<RawField, base::PoolAllocator<RawField>>;
 
 // The request's pseudo-fields and the few fields the rpc layer checks are views of
 // nghttp2's reference-counted header buffers (HPACK table entries for a repeated field),
@@ -56,17 +122,34 @@ struct RequestHead {
     held_[held_count_++] = value;
     field = bytes;
   }
+  // :authority (or host) is kept by the call for its whole life: its view and its buffer
+  // are held apart, so that the call can take the reference over instead of copying.
+  void hold_authority(nghttp2_rcbuf* value, std::string_view bytes) noexcept {
+    if (authority_buf_ || !authority.empty()) return;  // the first one is kept
+    nghttp2_rcbuf_incref(value);
+    authority_buf_ = value;
+    authority = bytes;
+  }
+  // The buffer behind `authority` (null if none), with its reference: the caller's now.
+  nghttp2_rcbuf* take_authority() noexcept {
+    nghttp2_rcbuf* b = authority_buf_;
+    authority_buf_ = nullptr;
+    return b;
+  }
   // Drops the views and the references behind them.
   void release() noexcept {
     for (uint8_t i = 0; i < held_count_; ++i) nghttp2_rcbuf_decref(held_[i]);
     held_count_ = 0;
+    if (authority_buf_) nghttp2_rcbuf_decref(authority_buf_);
+    authority_buf_ = nullptr;
     method = path = scheme = authority = content_type = te = grpc_timeout = grpc_encoding =
         grpc_accept_encoding = {};
   }
 
  private:
-  static constexpr uint8_t kMaxHeld = 10;  // the views above, plus host
+  static constexpr uint8_t kMaxHeld = 10;  // the views above
   nghttp2_rcbuf* held_[kMaxHeld];
+  nghttp2_rcbuf* authority_buf_ = nullptr;
   uint8_t held_count_ = 0;
 };
 

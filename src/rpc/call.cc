@@ -163,11 +163,11 @@ Call::Call(ConnectionCalls& owner, http2::Stream& stream, const MethodTable::Ent
     deadline_timer_.set_callback(&Call::on_deadline, this);
     shard_.timers().arm(deadline_timer_, *deadline_ms);
   }
-  stall_timer_.set_callback(&Call::on_stall_check, this);
 }
 
 Call::~Call() {
   if (runner_) runner_.destroy();
+  if (authority_buf_) nghttp2_rcbuf_decref(authority_buf_);
   release_admission();
   discharge(buffered_);
 }
@@ -224,7 +224,7 @@ const Metadata& Call::client_metadata() const {
   if (!client_metadata_) {
     client_metadata_.emplace();
     client_metadata_->reserve(raw_metadata_.size());
-    for (auto& [k, v] : raw_metadata_) client_metadata_->emplace_back(std::string(k), std::string(v));
+    for (const http2::RawField& f : raw_metadata_) client_metadata_->emplace_back(std::string(f.name()), std::string(f.value()));
   }
   return *client_metadata_;
 }
@@ -364,6 +364,7 @@ bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
     return false;
   }
   *ok = true;
+  bool none_waiting = outbound_bytes_ == 0;
   meter_.sent_message();
   ++messages_out_;
   OutMessage m{};
@@ -373,13 +374,13 @@ bool Call::enqueue_write(Bytes payload, bool* ok, WriteOptions options) {
   outbound_bytes_ += kMessagePrefixSize + m.payload.size();
   charge(kMessagePrefixSize + m.payload.size());
   outbound_.push_back(std::move(m));
-  uint64_t stall_ms = owner_.config().stalled_stream_timeout_ms;
-  if (stall_ms > 0 && !stall_timer_.armed()) {
-    // The loop's time of its last wake-up, not a clock read: this runs once per RPC, and
-    // a start a few milliseconds early is nothing against a timeout of minutes.
+  if (none_waiting && owner_.config().stalled_stream_timeout_ms > 0) {
+    // Bytes wait from now on: the stall clock starts (the loop's time of its last
+    // wake-up, not a clock read; a few milliseconds early is nothing against a timeout of
+    // minutes), and the connection's sweep looks at this call until they are gone.
     last_progress_ms_ = shard_.timers().now_ms();
     emitted_seen_ = emitted_;
-    shard_.timers().arm(stall_timer_, last_progress_ms_ + std::max<uint64_t>(stall_ms / 4, 1));
+    owner_.watch_stalls();
   }
   if (!headers_sent_) {
     submit_response_headers();
@@ -518,7 +519,6 @@ void Call::cancel(Status status) {
 
 void Call::on_stream_closed(uint32_t h2_error) {
   stream_ = nullptr;
-  stall_timer_.cancel();
   if (!ended_ || !handler_done_) {
     // The client reset the stream or the connection went away.
     if (!ended_) end({StatusCode::CANCELLED, h2_error ? "stream reset by the client" : "stream closed"}, {});
@@ -533,22 +533,20 @@ void Call::on_deadline(void* self) {
   call->cancel({StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"});
 }
 
-// Checked every quarter of the timeout while response bytes wait: a peer that keeps its
-// window at zero (or stops reading the socket) for the whole timeout loses the stream,
-// so it cannot pin a handler and its queued messages forever.
-void Call::on_stall_check(void* self) {
-  auto* call = static_cast<Call*>(self);
-  if (!call->stream_ || call->outbound_bytes_ == 0) return;  // re-armed by the next write
-  uint64_t now = call->shard_.now_ms();
-  uint64_t timeout = call->owner_.config().stalled_stream_timeout_ms;
-  if (call->emitted_ != call->emitted_seen_) {
-    call->emitted_seen_ = call->emitted_;
-    call->last_progress_ms_ = now;
-  } else if (now - call->last_progress_ms_ >= timeout) {
-    call->reset_stalled();
-    return;
+// Looked at every quarter of the timeout while response bytes wait (ConnectionCalls'
+// sweep): a peer that keeps its window at zero (or stops reading the socket) for the whole
+// timeout loses the stream, so it cannot pin a handler and its queued messages forever.
+Call::Stall Call::check_stall(uint64_t now, uint64_t timeout) {
+  if (!stream_ || outbound_bytes_ == 0 || stall_reset_) return Stall::kNone;
+  if (emitted_ != emitted_seen_) {
+    emitted_seen_ = emitted_;
+    last_progress_ms_ = now;
+  } else if (now - last_progress_ms_ >= timeout) {
+    stall_reset_ = true;
+    reset_stalled();
+    return Stall::kReset;
   }
-  call->shard_.timers().arm(call->stall_timer_, now + std::max<uint64_t>(timeout / 4, 1));
+  return Stall::kWaiting;
 }
 
 void Call::reset_stalled() {

@@ -62,8 +62,9 @@ class Call final : public http2::ResponseBody {
   // A call served by the fallback handler (MethodTable::fallback) keeps the path it was
   // called with; before start().
   void set_called_path(std::string_view path);
-  // The request's :authority (or host); before start(). See request_identity.cc.
-  void set_authority(std::string_view authority);
+  // The request's :authority (or host), viewed in its nghttp2 buffer, whose reference
+  // (or null) the call takes over; before start(). See request_identity.cc.
+  void set_authority(std::string_view authority, nghttp2_rcbuf* buffer) noexcept;
   void start();
 
   // --- from the HTTP/2 layer (via ConnectionCalls)
@@ -119,6 +120,11 @@ class Call final : public http2::ResponseBody {
   void body_trailers(http2::HeaderList& out) noexcept override;
   const http2::FixedHeaders* body_fixed_trailers() noexcept override;
 
+  // One look of ConnectionCalls' stall sweep: nothing waits (or the stream is gone), bytes
+  // wait, or they waited the whole timeout and the stream was reset just now.
+  enum class Stall : uint8_t { kNone, kWaiting, kReset };
+  Stall check_stall(uint64_t now_ms, uint64_t timeout_ms);
+
   Call* prev_ = nullptr;  // ConnectionCalls' list
   Call* next_ = nullptr;
 
@@ -151,7 +157,6 @@ class Call final : public http2::ResponseBody {
   void charge(size_t n);
   void discharge(size_t n);
   static void on_deadline(void* self);
-  static void on_stall_check(void* self);
   void reset_stalled();
 
   ConnectionCalls& owner_;
@@ -160,9 +165,10 @@ class Call final : public http2::ResponseBody {
   const MethodTable::Entry& method_;
   std::string_view path_;             // method_.path, or called_path_ for the fallback
   http2::PooledString called_path_;
-  // Copied out of the request head, which is released once the call exists. Short ones
-  // ("localhost:50051") fit the string itself; longer ones come from the block pool.
-  http2::PooledString authority_;
+  // From the request head, which is released once the call exists: the call holds a
+  // reference on the authority's buffer instead of copying it.
+  std::string_view authority_;
+  nghttp2_rcbuf* authority_buf_ = nullptr;  // held until the call goes (before its session)
   ServerContext ctx_;
   http2::RawMetadata raw_metadata_;               // as received, -bin values decoded
   mutable std::optional<Metadata> client_metadata_;
@@ -213,7 +219,8 @@ class Call final : public http2::ResponseBody {
   size_t buffered_ = 0;      // what this call counts against the shard's MemoryBudget
 
   // stalled-stream detection: response bytes waiting, none taken by the network for long
-  loop::Timer stall_timer_;
+  // (ConnectionCalls' sweep calls check_stall(); the connection has the one timer)
+  bool stall_reset_ = false;     // reset for it: the sweep looks no more
   uint64_t emitted_ = 0;         // response bytes handed to the connection, ever
   uint64_t emitted_seen_ = 0;    // emitted_ at the last check
   uint64_t last_progress_ms_ = 0;

@@ -125,14 +125,14 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   }
   // -bin values are decoded now (a bad one is the client's error, answered at once); the
   // handler's std::string Metadata is only built if it asks for it (Call::client_metadata).
-  for (auto& [k, v] : head.metadata) {
-    if (!is_binary_metadata_key(k)) continue;
-    auto decoded = base64_decode(v);
+  for (http2::RawField& f : head.metadata) {
+    if (!is_binary_metadata_key(f.name())) continue;
+    auto decoded = base64_decode(f.value());
     if (!decoded) {
-      reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + std::string(k) + "\"");
+      reject(s, "400", StatusCode::INTERNAL, "invalid base64 in metadata \"" + std::string(f.name()) + "\"");
       return;
     }
-    v.assign(decoded->data(), decoded->size());
+    f.set_value(*decoded);
   }
   if (budget_ && budget_->exhausted()) {
     reject(s, "200", StatusCode::RESOURCE_EXHAUSTED, "server memory budget for buffered messages exhausted");
@@ -148,7 +148,7 @@ void ConnectionCalls::on_request(http2::Stream& s, bool end_stream) noexcept {
   }
   auto* call = new Call(*this, s, *method, std::move(head.metadata), deadline_ms, admitted);
   if (fallback) call->set_called_path(head.path);
-  call->set_authority(head.authority);
+  call->set_authority(head.authority, head.take_authority());
   call->compression().start(*request_encoding, parse_accept_encoding(head.grpc_accept_encoding),
                             config_.default_compression);
   call->next_ = calls_;
@@ -216,6 +216,34 @@ void ConnectionCalls::age_grace_expired(void* self) {
   c->cancel_all({StatusCode::UNAVAILABLE, "max connection age reached"});
   c->session_.request_flush();
   c->close_when_flushed();
+}
+
+void ConnectionCalls::watch_stalls() {
+  if (stall_timer_ && stall_timer_->armed()) return;
+  if (!stall_timer_) stall_timer_ = std::make_unique<loop::Timer>(&ConnectionCalls::sweep_stalls, this);
+  uint64_t period = std::max<uint64_t>(config_.stalled_stream_timeout_ms / 4, 1);
+  shard_.timers().arm(*stall_timer_, shard_.timers().now_ms() + period);
+}
+
+void ConnectionCalls::sweep_stalls(void* self) {
+  auto* c = static_cast<ConnectionCalls*>(self);
+  uint64_t now = c->shard_.now_ms();
+  uint64_t timeout = c->config_.stalled_stream_timeout_ms;
+  bool waiting = false;
+  for (Call* call = c->calls_; call; call = call->next_) {
+    Call::Stall stall = call->check_stall(now, timeout);
+    if (stall == Call::Stall::kReset) {
+      // A reset may change the list of calls: the rest are looked at on the next turn.
+      c->shard_.timers().arm(*c->stall_timer_, now + 1);
+      return;
+    }
+    waiting |= stall == Call::Stall::kWaiting;
+  }
+  if (waiting) {
+    c->shard_.timers().arm(*c->stall_timer_, now + std::max<uint64_t>(timeout / 4, 1));
+  } else {
+    c->stall_timer_.reset();  // the wheel has let go of it before calling (fire_all)
+  }
 }
 
 void ConnectionCalls::start_graceful_shutdown() {

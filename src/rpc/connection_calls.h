@@ -48,6 +48,8 @@ class ConnectionCalls final : public http2::StreamListener {
   MemoryBudget* budget() const { return budget_; }
   ShardMetrics* metrics() const { return metrics_; }
   void remove(Call* call);
+  // A call queued response bytes while it had none waiting: the stall sweep (below) runs.
+  void watch_stalls();
 
   // http2::StreamListener
   void on_request(http2::Stream& s, bool end_stream) noexcept override;
@@ -66,6 +68,7 @@ class ConnectionCalls final : public http2::StreamListener {
   static void idle_expired(void* self);
   static void age_expired(void* self);
   static void age_grace_expired(void* self);
+  static void sweep_stalls(void* self);
 
   loop::Shard& shard_;
   const RpcConfig& config_;
@@ -83,6 +86,12 @@ class ConnectionCalls final : public http2::StreamListener {
     loop::Timer age;  // then the age grace
   };
   std::unique_ptr<LifeTimers> life_;
+  // Stalled streams (stalled_stream_timeout_ms): one timer for the connection, which looks
+  // at every call with response bytes waiting each quarter of the timeout, instead of one
+  // per call armed by its first write and cancelled at its end (a timer-wheel insertion
+  // and removal per RPC). Made by the first write, freed by a sweep that finds nothing
+  // waiting: an idle connection carries the pointer only.
+  std::unique_ptr<loop::Timer> stall_timer_;
   bool shutting_down_ = false;   // GOAWAY sent
   bool refusing_ = false;        // new streams get REFUSED_STREAM
   bool closed_ = false;

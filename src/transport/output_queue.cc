@@ -8,15 +8,46 @@ namespace uringrpc::transport {
 namespace {
 // First sizes when a drained queue is used again: one block each for a typical turn's
 // frames (a few responses' headers, DATA headers and trailers), instead of regrowing.
-constexpr size_t kFirstCopyBytes = 496;  // with the string's terminator: a 512-byte block
+constexpr size_t kFirstCopyBytes = 512;
 constexpr size_t kFirstPieces = 8;
+
+// Frame headers (9 bytes) and message prefixes (5) are most appends: copied in two
+// overlapping loads and stores instead of a call to memcpy.
+void copy_small_or_not(char* dst, const uint8_t* src, size_t len) {
+  if (len >= 8 && len <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + len - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + len - 8, &b, 8);
+  } else if (len >= 4 && len < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + len - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + len - 4, &b, 4);
+  } else {
+    std::memcpy(dst, src, len);
+  }
+}
 }  // namespace
+
+void OutputQueue::grow_copies(size_t more) {
+  size_t cap = copies_cap_ ? copies_cap_ * 2 : kFirstCopyBytes;
+  while (cap - copies_size_ < more) cap *= 2;
+  auto* bigger = static_cast<char*>(base::pool_allocate(cap));
+  if (copies_size_) std::memcpy(bigger, copies_, copies_size_);
+  if (copies_) base::pool_deallocate(copies_, copies_cap_);
+  copies_ = bigger;
+  copies_cap_ = cap;
+}
 
 void OutputQueue::append_copy(const uint8_t* data, size_t len) {
   if (len == 0) return;
-  if (copies_.capacity() < kFirstCopyBytes) copies_.reserve(kFirstCopyBytes);
-  size_t off = copies_.size();
-  copies_.append(reinterpret_cast<const char*>(data), len);
+  size_t off = copies_size_;
+  if (copies_cap_ - off < len) grow_copies(len);
+  copy_small_or_not(copies_ + off, data, len);
+  copies_size_ = off + len;
   if (!pieces_.empty() && pieces_.back().copied && pieces_.size() > first_ &&
       pieces_.back().offset + pieces_.back().len == off) {
     pieces_.back().len += len;  // adjacent small frames become one iovec
@@ -35,7 +66,7 @@ void OutputQueue::append_ref(Bytes payload) {
 }
 
 void OutputQueue::clear() {
-  copies_.clear();
+  copies_size_ = 0;
   pieces_.clear();
   first_ = 0;
   bytes_ = 0;
@@ -45,7 +76,7 @@ size_t OutputQueue::build_iovecs(iovec* iov, size_t max) const {
   size_t n = 0;
   for (size_t i = first_; i < pieces_.size() && n < max; ++i) {
     const Piece& p = pieces_[i];
-    const uint8_t* base = p.copied ? reinterpret_cast<const uint8_t*>(copies_.data()) + p.offset
+    const uint8_t* base = p.copied ? reinterpret_cast<const uint8_t*>(copies_) + p.offset
                                    : p.ref.data() + p.offset;
     iov[n].iov_base = const_cast<uint8_t*>(base);
     iov[n].iov_len = p.len;
@@ -73,14 +104,16 @@ void OutputQueue::consume(size_t n) {
 
 void OutputQueue::release() {
   clear();
-  decltype(copies_)().swap(copies_);
+  if (copies_) base::pool_deallocate(copies_, copies_cap_);
+  copies_ = nullptr;
+  copies_cap_ = 0;
   decltype(pieces_)().swap(pieces_);
 }
 
 void OutputQueue::copy_to(std::string& out) const {
   for (size_t i = first_; i < pieces_.size(); ++i) {
     const Piece& p = pieces_[i];
-    const char* base = p.copied ? copies_.data() + p.offset
+    const char* base = p.copied ? copies_ + p.offset
                                 : reinterpret_cast<const char*>(p.ref.data()) + p.offset;
     out.append(base, p.len);
   }

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/small_pool.h"
@@ -19,6 +20,19 @@ namespace uringrpc::transport {
 
 class OutputQueue {
  public:
+  OutputQueue() = default;
+  OutputQueue(OutputQueue&& o) noexcept
+      : copies_(o.copies_), copies_size_(o.copies_size_), copies_cap_(o.copies_cap_),
+        pieces_(std::move(o.pieces_)), first_(o.first_), bytes_(o.bytes_) {
+    o.copies_ = nullptr;
+    o.copies_size_ = o.copies_cap_ = 0;
+    o.pieces_.clear();
+    o.first_ = o.bytes_ = 0;
+  }
+  OutputQueue(const OutputQueue&) = delete;
+  OutputQueue& operator=(const OutputQueue&) = delete;
+  ~OutputQueue() { release(); }
+
   void append_copy(const uint8_t* data, size_t len);
   void append_ref(Bytes payload);
   size_t bytes() const { return bytes_; }
@@ -43,8 +57,14 @@ class OutputQueue {
     Bytes ref;         // when !copied
   };
   void release();  // drained: hand both buffers back to the pool
+  void grow_copies(size_t more);
 
-  std::basic_string<char, std::char_traits<char>, base::PoolAllocator<char>> copies_;
+  // The copies' buffer: a pooled block of copies_cap_ bytes (null when drained), filled up
+  // to copies_size_. Not a std::string: an append of a frame header is a compare, a copy
+  // and a store, with no terminator to keep.
+  char* copies_ = nullptr;
+  size_t copies_size_ = 0;
+  size_t copies_cap_ = 0;
   std::vector<Piece, base::PoolAllocator<Piece>> pieces_;
   size_t first_ = 0;   // pieces before it were fully sent
   size_t bytes_ = 0;

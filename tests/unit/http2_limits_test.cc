@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -176,7 +177,7 @@ TEST(Http2Limits, HeaderListOverTheLimitIsFlaggedAndItsFieldsAreNotStored) {
   EXPECT_TRUE(st.headers_too_large);
   EXPECT_GT(st.header_bytes, 1024u);
   size_t stored = 0;
-  for (auto& [k, v] : st.head.metadata) stored += k.size() + v.size() + 32;
+  for (const RawField& f : st.head.metadata) stored += f.name().size() + f.value().size() + 32;
   EXPECT_LE(stored, 1024u) << "fields past the limit were copied";
 }
 
@@ -606,6 +607,50 @@ TEST(Http2Limits, ThePingThatStrikesOutGetsTheGoawayNotAnAck) {
   EXPECT_EQ(h.observer.goaway_debug, "too_many_pings");
   EXPECT_EQ(h.observer.ping_acks, 3);
   EXPECT_TRUE(h.listener.streams.empty());
+}
+
+}  // namespace
+}  // namespace uringrpc::http2
+
+namespace uringrpc::http2 {
+namespace {
+
+// HPACK "literal header field with incremental indexing, new name" (RFC 7541 6.2.1):
+// the field goes into the server's dynamic table, and later requests can name it by index.
+std::string indexed_literal(std::string_view name, std::string_view value) {
+  std::string out(1, '\x40');
+  out.push_back(static_cast<char>(name.size()));
+  out.append(name);
+  out.push_back(static_cast<char>(value.size()));
+  out.append(value);
+  return out;
+}
+// HPACK "indexed header field" for dynamic-table entry i (0: the newest; index 62 + i).
+std::string indexed(unsigned i) { return std::string(1, static_cast<char>(0x80 | (62 + i))); }
+
+// A field from the HPACK table comes in the same buffers each time, and the session
+// remembers what the checks found in their bytes (FieldMemo): a valid field named by index
+// stays valid, a new entry with the same name but a bad value is judged afresh, and naming
+// that bad entry by index is as malformed as sending it.
+TEST(Http2Limits, FieldsFromTheHpackTableAreJudgedByTheirOwnBytesEveryTime) {
+  Harness h;
+  ASSERT_TRUE(h.send(kPreface));
+  auto request = [&](uint32_t id, const std::string& extra) {
+    return h.send(frame(kHeaders, kEndHeaders | kEndStream, id, request_block() + extra));
+  };
+  ASSERT_TRUE(request(1, indexed_literal("x-memo", "fine")));
+  ASSERT_TRUE(request(3, indexed(0)));                           // x-memo: fine, remembered
+  ASSERT_TRUE(request(5, indexed_literal("x-memo", "ba\x01d")));  // a control byte
+  ASSERT_TRUE(request(7, indexed(0)));                           // that same bad entry
+  ASSERT_TRUE(request(9, indexed(1)));                           // the good one again
+  h.drain();
+  std::vector<int32_t> served;
+  for (Stream* st : h.listener.streams) served.push_back(st->id);
+  std::sort(served.begin(), served.end());
+  EXPECT_EQ(served, (std::vector<int32_t>{1, 3, 9}));
+  std::vector<std::pair<uint32_t, uint32_t>> want = {{5, NGHTTP2_PROTOCOL_ERROR}, {7, NGHTTP2_PROTOCOL_ERROR}};
+  EXPECT_EQ(h.observer.resets, want);
+  EXPECT_FALSE(h.observer.goaway_error);
 }
 
 }  // namespace

@@ -50,6 +50,31 @@ TEST(OutputQueue, AdjacentCopiesGoOutAsOneIovec) {
   EXPECT_EQ(iovecs(q), Pieces({"headers"}));
 }
 
+TEST(OutputQueue, CopiesOfEveryLengthKeepEveryByteAcrossGrowth) {
+  // Short copies (frame headers, message prefixes) take a path of their own; appends past
+  // the first block's 512 bytes move everything into a bigger one.
+  OutputQueue q;
+  std::string want;
+  for (int round = 0; round < 3; ++round) {
+    for (size_t len = 0; len <= 40; ++len) {
+      std::string s;
+      for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>('a' + (want.size() + i) % 26));
+      copy(q, s);
+      want += s;
+    }
+  }
+  ASSERT_GT(want.size(), 2048u);
+  EXPECT_EQ(q.bytes(), want.size());
+  EXPECT_EQ(iovecs(q), Pieces{want});
+  OutputQueue moved(std::move(q));
+  EXPECT_EQ(iovecs(moved), Pieces{want});
+  EXPECT_TRUE(q.empty());
+  moved.consume(want.size());
+  EXPECT_TRUE(moved.empty());
+  copy(moved, "after");  // a drained queue takes a fresh block
+  EXPECT_EQ(iovecs(moved), Pieces{"after"});
+}
+
 TEST(OutputQueue, ReferencedPayloadIsSentFromItsOwnStorage) {
   CountedBuffer payload("payload");
   OutputQueue q;

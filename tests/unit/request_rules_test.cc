@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -103,6 +104,46 @@ TEST(RequestRules, EveryPositionOfALongValueIsChecked) {
       std::string spaced(len, 'p');
       spaced[at] = ' ';
       EXPECT_FALSE(head_ok(replacing(kGrpcRequest, ":path", "/" + spaced))) << len << " " << at;
+    }
+  }
+}
+
+// The RFC's byte classes, spelled out here independently of request_rules.cc's tables.
+bool tchar(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos);
+}
+bool name_char(int c) { return tchar(c) && !(c >= 'A' && c <= 'Z'); }
+bool authority_char(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && std::string_view("-._~!$&'()*+,;=:@[]%").find(static_cast<char>(c)) != std::string_view::npos);
+}
+bool value_char(int c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+TEST(RequestRules, EveryByteAtEveryWordPositionGetsItsClassVerdict) {
+  // Names, authorities, methods and values are scanned a word at a time against a fast set
+  // of usual bytes (a-z 0-9 '-' for names; those and ':' '.' for authorities; A-Z for
+  // methods), then by the byte table: every byte value, at the start, middle and end of
+  // strings of every length class (gathered short word, overlapping last word, full words),
+  // including each fast set's neighbours ('`' '{' '/' ':' ',' '.' '@' '[' 0x7f 0x80), must get the
+  // RFC's verdict.
+  for (size_t len : {1u, 2u, 3u, 4u, 5u, 7u, 8u, 9u, 15u, 16u, 17u, 24u}) {
+    for (size_t at : {size_t{0}, len / 2, len - 1}) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s(len, 'a');
+        s[at] = static_cast<char>(c);
+        EXPECT_EQ(head_ok(with(kGrpcRequest, "x" + s, "1")), name_char(c)) << len << " " << at << " " << c;
+        std::string host(len, '1');
+        host[at] = static_cast<char>(c);
+        EXPECT_EQ(head_ok(replacing(kGrpcRequest, ":authority", host)), authority_char(c))
+            << len << " " << at << " " << c;
+        std::string method(len, 'P');
+        method[at] = static_cast<char>(c);
+        bool method_ok = tchar(c) && method != "CONNECT";  // CONNECT has its own rules
+        EXPECT_EQ(head_ok(replacing(kGrpcRequest, ":method", method)), method_ok) << len << " " << at << " " << c;
+        std::string value = "v" + s + "v";  // no outer whitespace
+        EXPECT_EQ(head_ok(with(kGrpcRequest, "x", value)), value_char(c)) << len << " " << at << " " << c;
+      }
     }
   }
 }
