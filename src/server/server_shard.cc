@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/probes.h"
 #include "loop/cpu_steering.h"
+#include "loop/socket_ops.h"
 
 namespace uringrpc::server {
 namespace {
@@ -28,6 +29,9 @@ constexpr uint64_t kResumePollMs = 20;
 constexpr int kAcceptBatch = 32;
 
 bool out_of_resources(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+// IORING_ACCEPT_DONTWAIT (Linux 6.10+; not in liburing 2.3's headers): -EAGAIN at once when
+// no connection waits, instead of the ring waiting for one.
+constexpr uint16_t kAcceptDontWait = 1u << 1;
 }  // namespace
 
 ServerShard::ServerShard(const ShardSetup& setup, std::vector<ListenSocket> sockets)
@@ -65,6 +69,11 @@ ServerShard::Acceptor::Acceptor(ServerShard& owner, ListenSocket socket)
 
 void ServerShard::Acceptor::arm() {
   if (armed_ || paused_ || backoff_.armed() || owner_.shutting_down_) return;
+  if (owner_.setup_.direct && !owner_.capped()) {
+    accept_direct(false);
+    return;
+  }
+  accepting_ = false;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   if (owner_.capped()) {
     io_uring_prep_poll_add(sqe, socket_.fd, POLLIN);
@@ -105,6 +114,10 @@ void ServerShard::Acceptor::back_off(int err) {
 
 void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   if (!(flags & IORING_CQE_F_MORE)) armed_ = false;
+  if (owner_.setup_.direct) {
+    on_direct(res);
+    return;
+  }
   if (owner_.capped()) {
     // The readiness poll. Its errors are not accept errors: ECANCELED is our own cancel;
     // anything else is retried after a pause rather than re-polled in a tight loop.
@@ -120,7 +133,7 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   }
   if (res >= 0) {
     if (owner_.shutting_down_ && owner_.grace_expired_) {
-      ::close(res);
+      owner_.close_accepted(res);
     } else if (owner_.shutting_down_) {
       // Accepted in the window before our cancel took effect. Dropping it would reset a
       // client whose connect succeeded (an adopted socket is never shut down, so the
@@ -188,6 +201,87 @@ void ServerShard::Acceptor::try_accepts() {
   arm();
 }
 
+// Direct descriptors: one single-shot accept into the ring's table. after_poll (capped):
+// a slot of the cap is taken first, and the accept does not wait, so a connection another
+// shard took from a shared listener gives -EAGAIN (back to the poll) rather than an
+// accept that holds the slot while its listener is quiet.
+void ServerShard::Acceptor::accept_direct(bool after_poll) {
+  if (after_poll && !owner_.reserve_connection()) {
+    paused_ = true;
+    owner_.pause_accepting();
+    return;
+  }
+  io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
+  peer_len_ = sizeof peer_;
+  // No SOCK_CLOEXEC: a direct socket is no descriptor, and the kernel refuses the flag.
+  io_uring_prep_accept_direct(sqe, socket_.fd, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, 0,
+                              IORING_FILE_INDEX_ALLOC - 1);  // liburing 2.3 adds the 1 back
+  if (after_poll) sqe->ioprio |= kAcceptDontWait;
+  loop::Ring::bind(sqe, this);
+  armed_ = true;
+  accepting_ = true;
+}
+
+void ServerShard::Acceptor::on_direct(int res) {
+  const bool was_accept = accepting_;
+  accepting_ = false;
+  const bool capped = owner_.capped();
+  if (!was_accept) {  // the capped readiness poll
+    if (owner_.shutting_down_) {
+      owner_.maybe_exit();
+    } else if (res >= 0) {
+      accept_direct(true);
+    } else if (res != -ECANCELED) {
+      URINGRPC_LOG(base::LogLevel::kWarn, "poll on listening socket: %s", std::strerror(-res));
+      owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
+    }
+    return;
+  }
+  if (res >= 0) {
+    if (owner_.shutting_down_ && owner_.grace_expired_) {
+      owner_.close_accepted(res);
+      if (capped) owner_.release_connection();
+    } else {
+      if (!owner_.shutting_down_) {
+        backoff_ms_ = 0;
+        owner_.accept_succeeded();
+      }
+      owner_.on_accepted(res, socket_, &peer_);  // holds the cap's slot taken for it
+      // As in on_complete: accepted just before our cancel, served under the GOAWAY.
+      if (owner_.shutting_down_) owner_.connections_.back()->start_graceful_shutdown();
+    }
+  } else {
+    if (capped) owner_.release_connection();
+    if (owner_.shutting_down_) {
+      // nothing: the cancel's completion, or a failure after stop began
+    } else if (res == -EAGAIN) {
+      arm();  // capped: the backlog is empty (or another shard took it); poll again
+      return;
+    } else if (res == -ENFILE && owner_.connections_.size() >= owner_.shard_.ring().direct_slots()) {
+      // The table is full: the kernel accepted the connection and closed it (a clean
+      // refusal the client sees at once, rather than a wait in the backlog). Each accept
+      // takes one waiting connection, so accepting again cannot spin.
+      owner_.refused();
+    } else if (out_of_resources(-res)) {
+      back_off(-res);
+      return;
+    } else if (res != -ECANCELED && res != -EINVAL) {
+      URINGRPC_LOG(base::LogLevel::kWarn, "accept: %s", std::strerror(-res));
+    }
+  }
+  if (owner_.shutting_down_) {
+    owner_.maybe_exit();
+    return;
+  }
+  // EINVAL: the listening socket was shut down by stop(); the shutdown message follows.
+  if (res == -EINVAL || armed_) return;
+  if (capped) {
+    accept_direct(true);  // drain the backlog while the cap has room; EAGAIN polls again
+  } else {
+    arm();
+  }
+}
+
 bool ServerShard::reserve_connection() {
   auto* open = setup_.open_connections;
   size_t n = open->load(std::memory_order_relaxed);
@@ -236,9 +330,33 @@ void ServerShard::accept_succeeded() {
                (unsigned long long)accept_failures_);
 }
 
-void ServerShard::on_accepted(int fd, ListenSocket& socket) {
+void ServerShard::refused() {
+  rpc::ShardMetrics* metrics = setup_.rpc->metrics ? &setup_.rpc->metrics[shard_.index()] : nullptr;
+  if (metrics) metrics->connections_refused.add(1);
+  ++accept_failures_;
+  if (accept_failing_) return;
+  accept_failing_ = true;
+  accept_failures_ = 1;
+  URINGRPC_LOG(base::LogLevel::kWarn,
+               "shard %u: direct descriptor table full (%u connections); new connections are closed at "
+               "accept until one ends (ListenOptions::direct_slots_per_shard)",
+               shard_.index(), shard_.ring().direct_slots());
+}
+
+void ServerShard::close_accepted(int fd) {
+  if (!setup_.direct) {
+    ::close(fd);
+    return;
+  }
+  io_uring_sqe* sqe = shard_.ring().get_sqe();
+  loop::prep_socket_close(sqe, {fd, true});
+  loop::Ring::bind(sqe, nullptr);
+}
+
+void ServerShard::on_accepted(int fd, ListenSocket& socket, const sockaddr_storage* peer) {
   // The port's newest TLS context (a reload may have replaced it): see TlsContextSlot.
-  auto* conn = transport::Connection::create(shard_, fd, socket.tls.current(), setup_.tls_handshake_timeout_ms);
+  auto* conn = transport::Connection::create(shard_, {fd, setup_.direct}, peer, socket.tls.current(),
+                                             setup_.tls_handshake_timeout_ms);
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   calls->set_list_slot(static_cast<uint32_t>(connections_.size()));

@@ -4,6 +4,8 @@
 // cancelling what is left, then letting the thread end).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -39,6 +41,9 @@ struct ShardSetup {
   // shared by every shard of the server (null when there is no cap).
   size_t max_connections;
   std::atomic<size_t>* open_connections = nullptr;
+  // ListenOptions::direct_descriptors: connections are accepted into the shard ring's
+  // table (loop.direct_slots slots, set by Server::start from direct_slots_per_shard).
+  bool direct = false;
   // loop.pin_shards_to_cpus: the CPU this shard's thread pins itself to; -1: not pinned.
   int cpu = -1;
 };
@@ -57,7 +62,10 @@ class ServerShard {
  private:
   // Accepts on one listening socket. Without a connection cap: one multishot accept.
   // With a cap: a single-shot readiness poll, then non-blocking accepts while the
-  // server-wide count has room (see try_accepts() for why).
+  // server-wide count has room (see try_accepts() for why). Direct descriptors: one
+  // single-shot accept at a time into the ring's table, so each has its own peer address
+  // buffer (a multishot accept writes every peer's address into the same one); with a
+  // cap, after the readiness poll and without waiting (see accept_direct()).
   class Acceptor final : public loop::Completion {
    public:
     Acceptor(ServerShard& owner, ListenSocket socket);
@@ -73,6 +81,8 @@ class ServerShard {
    private:
     static void retry(void* self);
     void try_accepts();
+    void accept_direct(bool after_poll);
+    void on_direct(int res);
     // Out of descriptors or memory: retry after a growing delay.
     void back_off(int err);
     ServerShard& owner_;
@@ -81,6 +91,11 @@ class ServerShard {
     bool paused_ = false;  // capped and at the cap: nothing armed until a slot frees up
     uint64_t backoff_ms_ = 0;
     loop::Timer backoff_;
+    // Direct mode: which request is armed (the readiness poll, or an accept) and the
+    // accepted peer's address.
+    bool accepting_ = false;
+    sockaddr_storage peer_{};
+    socklen_t peer_len_ = 0;
   };
 
   bool capped() const { return setup_.max_connections != 0; }
@@ -97,7 +112,10 @@ class ServerShard {
 
   // Under max_connections (capped()) every connection holds a slot of the cap, released
   // when it is gone.
-  void on_accepted(int fd, ListenSocket& socket);
+  void on_accepted(int fd, ListenSocket& socket, const sockaddr_storage* peer = nullptr);
+  // Direct mode: the table was full and the kernel closed the connection it accepted.
+  void refused();
+  void close_accepted(int fd);
   // ConnectionCalls' on_gone: the connection and its calls are freed.
   static void connection_gone(void* self, uint32_t list_slot);
   void remove_connection(uint32_t list_slot);
