@@ -199,7 +199,8 @@ class ServerImpl {
     for (unsigned i = 0; i < options_.shards; ++i) {
       std::vector<ListenSocket> sockets;
       for (auto& l : listeners_) {
-        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot)});
+        const bool shared = options_.shards > 1 && l.set.fds.size() == l.set.shard_fds[i].size();
+        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot), shared});
       }
       setup.loop.index = i;
       if (options_.loop.pin_shards_to_cpus && !cpus_.empty()) setup.cpu = cpus_[i % cpus_.size()];

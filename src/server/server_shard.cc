@@ -69,6 +69,12 @@ ServerShard::Acceptor::Acceptor(ServerShard& owner, ListenSocket socket)
 
 void ServerShard::Acceptor::arm() {
   if (armed_ || paused_ || backoff_.armed() || owner_.shutting_down_) return;
+  if (socket_.shared && owner_.table_full()) {
+    // Accepting now would take a connection only to have the kernel close it, while
+    // another shard on this listener has room for it.
+    table_full_ = true;
+    return;
+  }
   if (owner_.setup_.direct && !owner_.capped()) {
     accept_direct(false);
     return;
@@ -87,6 +93,7 @@ void ServerShard::Acceptor::arm() {
 void ServerShard::Acceptor::cancel() {
   owner_.shard_.timers().cancel(backoff_);
   paused_ = false;
+  table_full_ = false;
   if (!armed_) return;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   io_uring_prep_cancel(sqe, this, 0);
@@ -101,6 +108,12 @@ void ServerShard::Acceptor::resume() {
     return;
   }
   paused_ = false;
+  arm();
+}
+
+void ServerShard::Acceptor::table_has_room() {
+  if (!table_full_) return;
+  table_full_ = false;
   arm();
 }
 
@@ -206,6 +219,10 @@ void ServerShard::Acceptor::try_accepts() {
 // shard took from a shared listener gives -EAGAIN (back to the poll) rather than an
 // accept that holds the slot while its listener is quiet.
 void ServerShard::Acceptor::accept_direct(bool after_poll) {
+  if (socket_.shared && owner_.table_full()) {
+    table_full_ = true;
+    return;
+  }
   if (after_poll && !owner_.reserve_connection()) {
     paused_ = true;
     owner_.pause_accepting();
@@ -386,6 +403,9 @@ void ServerShard::connection_gone(void* self, uint32_t list_slot) {
   s.remove_connection(list_slot);
   // The slot of the cap stays taken until the connection and every call on it are freed.
   if (s.capped()) s.release_connection();
+  if (s.setup_.direct) {
+    for (auto& a : s.acceptors_) a->table_has_room();
+  }
   s.maybe_exit();
 }
 

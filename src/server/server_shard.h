@@ -25,6 +25,9 @@ namespace uringrpc::server {
 struct ListenSocket {
   int fd;
   transport::TlsContextReader tls;  // empty: insecure
+  // Other shards accept on this fd too (no SO_REUSEPORT, or adopted): with direct
+  // descriptors a shard whose table is full leaves its connections to them.
+  bool shared = false;
 };
 
 // What every shard of a server is set up with. from() takes the options (layer_options.cc);
@@ -76,6 +79,8 @@ class ServerShard {
     bool paused() const { return paused_; }
     // Capped mode: a slot may have freed up; try again.
     void resume();
+    // Direct mode, shared listener: a slot of this shard's table freed up.
+    void table_has_room();
     void on_complete(int res, uint32_t flags) noexcept override;
 
    private:
@@ -94,11 +99,16 @@ class ServerShard {
     // Direct mode: which request is armed (the readiness poll, or an accept) and the
     // accepted peer's address.
     bool accepting_ = false;
+    bool table_full_ = false;  // shared listener: not armed while the shard's table is full
     sockaddr_storage peer_{};
     socklen_t peer_len_ = 0;
   };
 
   bool capped() const { return setup_.max_connections != 0; }
+  // Direct mode: every slot of the ring's table may be in use (the connections in the list
+  // are at least those holding a slot: a slot's close is submitted before its connection
+  // leaves the list).
+  bool table_full() { return setup_.direct && connections_.size() >= shard_.ring().direct_slots(); }
   // Takes one slot of the server-wide cap; false at the cap.
   bool reserve_connection();
   // Gives a slot back and lets this shard's paused acceptors try again.
