@@ -455,7 +455,7 @@ class Bench:
         # marginal cost of a connection without the server's one-time growth (receive
         # buffers entering the ring, pools, page tables) that the first connections pay.
         half = conns // 2 if conns >= 1000 else 0
-        clients, ramps, st_half = Clients([]), [], None
+        clients, ramps, st_half, step_secs = Clients([]), [], None, []
         for step, n in enumerate([half, conns - half] if half else [conns]):
             more = self.hold_clients(srv.port, n, f"{name}-{'ab'[step]}")
             clients = Clients(clients.list + more.list)
@@ -464,6 +464,8 @@ class Bench:
                 ramps = []
                 break
             ramps += got
+            # A step's clients ramp side by side: the step lasts as long as its slowest.
+            step_secs.append(max(float(r["seconds"]) for r in got))
             if step == 0 and half:
                 time.sleep(a.settle)
                 st_half, ready_half = proc_status(srv.pid), total(got, "ready")
@@ -480,7 +482,7 @@ class Bench:
             clients.stop()
             srv.stop()
             return
-        secs = sum(float(r["seconds"]) for r in ramps)
+        secs = sum(step_secs)
         ramp = {"conns": conns, "ready": total(ramps, "ready"), "failed": total(ramps, "failed"),
                 "failure_kinds": kinds(ramps, "failure_kinds"),
                 "first_errno": ",".join(sorted({r["first_errno"] for r in ramps})), "seconds": secs,
