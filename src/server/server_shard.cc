@@ -65,6 +65,10 @@ ServerShard::Acceptor::Acceptor(ServerShard& owner, ListenSocket socket)
     int fl = ::fcntl(socket_.fd, F_GETFL);
     if (fl >= 0) ::fcntl(socket_.fd, F_SETFL, fl | O_NONBLOCK);
   }
+  if (owner_.setup_.direct) {
+    direct_ = std::make_unique<DirectAccept[]>(kDirectAccepts);
+    for (unsigned i = 0; i < kDirectAccepts; ++i) direct_[i].acceptor = this;
+  }
 }
 
 void ServerShard::Acceptor::arm() {
@@ -79,7 +83,7 @@ void ServerShard::Acceptor::arm() {
     accept_direct(false);
     return;
   }
-  accepting_ = false;
+  if (direct_armed_ > 0) return;  // capped: an accept after the poll is still out
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   if (owner_.capped()) {
     io_uring_prep_poll_add(sqe, socket_.fd, POLLIN);
@@ -94,6 +98,14 @@ void ServerShard::Acceptor::cancel() {
   owner_.shard_.timers().cancel(backoff_);
   paused_ = false;
   table_full_ = false;
+  if (direct_) {
+    for (unsigned i = 0; i < kDirectAccepts; ++i) {
+      if (!direct_[i].armed) continue;
+      io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
+      io_uring_prep_cancel(sqe, &direct_[i], 0);
+      loop::Ring::bind(sqe, nullptr);
+    }
+  }
   if (!armed_) return;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   io_uring_prep_cancel(sqe, this, 0);
@@ -127,15 +139,13 @@ void ServerShard::Acceptor::back_off(int err) {
 
 void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   if (!(flags & IORING_CQE_F_MORE)) armed_ = false;
-  if (owner_.setup_.direct) {
-    on_direct(res);
-    return;
-  }
   if (owner_.capped()) {
     // The readiness poll. Its errors are not accept errors: ECANCELED is our own cancel;
     // anything else is retried after a pause rather than re-polled in a tight loop.
     if (owner_.shutting_down_) {
       owner_.maybe_exit();
+    } else if (res >= 0 && owner_.setup_.direct) {
+      accept_direct(true);
     } else if (res >= 0) {
       try_accepts();
     } else if (res != -ECANCELED) {
@@ -214,46 +224,49 @@ void ServerShard::Acceptor::try_accepts() {
   arm();
 }
 
-// Direct descriptors: one single-shot accept into the ring's table. after_poll (capped):
-// a slot of the cap is taken first, and the accept does not wait, so a connection another
-// shard took from a shared listener gives -EAGAIN (back to the poll) rather than an
-// accept that holds the slot while its listener is quiet.
+// Direct descriptors: single-shot accepts into the ring's table. Without a cap every
+// idle one of kDirectAccepts is armed (on a shared listener no more than the table has
+// room for). after_poll (capped): a slot of the cap is taken first, and the one accept
+// does not wait, so a connection another shard took from a shared listener gives -EAGAIN
+// (back to the poll) rather than an accept that holds the slot while its listener is quiet.
 void ServerShard::Acceptor::accept_direct(bool after_poll) {
   if (socket_.shared && owner_.table_full()) {
     table_full_ = true;
     return;
   }
-  if (after_poll && !owner_.reserve_connection()) {
-    paused_ = true;
-    owner_.pause_accepting();
+  if (after_poll) {
+    if (direct_[0].armed) return;
+    if (!owner_.reserve_connection()) {
+      paused_ = true;
+      owner_.pause_accepting();
+      return;
+    }
+    submit_direct(direct_[0], true);
     return;
   }
-  io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
-  peer_len_ = sizeof peer_;
-  // No SOCK_CLOEXEC: a direct socket is no descriptor, and the kernel refuses the flag.
-  io_uring_prep_accept_direct(sqe, socket_.fd, reinterpret_cast<sockaddr*>(&peer_), &peer_len_, 0,
-                              IORING_FILE_INDEX_ALLOC - 1);  // liburing 2.3 adds the 1 back
-  if (after_poll) sqe->ioprio |= kAcceptDontWait;
-  loop::Ring::bind(sqe, this);
-  armed_ = true;
-  accepting_ = true;
+  size_t room = kDirectAccepts;
+  if (socket_.shared) room = owner_.shard_.ring().direct_slots() - owner_.connections_.size();
+  for (unsigned i = 0; i < kDirectAccepts && direct_armed_ < room; ++i) {
+    if (!direct_[i].armed) submit_direct(direct_[i], false);
+  }
 }
 
-void ServerShard::Acceptor::on_direct(int res) {
-  const bool was_accept = accepting_;
-  accepting_ = false;
+void ServerShard::Acceptor::submit_direct(DirectAccept& op, bool dont_wait) {
+  io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
+  op.peer_len = sizeof op.peer;
+  // No SOCK_CLOEXEC: a direct socket is no descriptor, and the kernel refuses the flag.
+  io_uring_prep_accept_direct(sqe, socket_.fd, reinterpret_cast<sockaddr*>(&op.peer), &op.peer_len, 0,
+                              IORING_FILE_INDEX_ALLOC - 1);  // liburing 2.3 adds the 1 back
+  if (dont_wait) sqe->ioprio |= kAcceptDontWait;
+  loop::Ring::bind(sqe, &op);
+  op.armed = true;
+  ++direct_armed_;
+}
+
+void ServerShard::Acceptor::on_direct_accept(DirectAccept& op, int res) {
+  op.armed = false;
+  --direct_armed_;
   const bool capped = owner_.capped();
-  if (!was_accept) {  // the capped readiness poll
-    if (owner_.shutting_down_) {
-      owner_.maybe_exit();
-    } else if (res >= 0) {
-      accept_direct(true);
-    } else if (res != -ECANCELED) {
-      URINGRPC_LOG(base::LogLevel::kWarn, "poll on listening socket: %s", std::strerror(-res));
-      owner_.shard_.timers().arm(backoff_, owner_.shard_.now_ms() + kMaxBackoffMs);
-    }
-    return;
-  }
   if (res >= 0) {
     if (owner_.shutting_down_ && owner_.grace_expired_) {
       owner_.close_accepted(res);
@@ -263,7 +276,7 @@ void ServerShard::Acceptor::on_direct(int res) {
         backoff_ms_ = 0;
         owner_.accept_succeeded();
       }
-      owner_.on_accepted(res, socket_, &peer_);  // holds the cap's slot taken for it
+      owner_.on_accepted(res, socket_, &op.peer);  // holds the cap's slot taken for it
       // As in on_complete: accepted just before our cancel, served under the GOAWAY.
       if (owner_.shutting_down_) owner_.connections_.back()->start_graceful_shutdown();
     }
@@ -280,7 +293,7 @@ void ServerShard::Acceptor::on_direct(int res) {
       // takes one waiting connection, so accepting again cannot spin.
       owner_.refused();
     } else if (out_of_resources(-res)) {
-      back_off(-res);
+      if (!backoff_.armed()) back_off(-res);
       return;
     } else if (res != -ECANCELED && res != -EINVAL) {
       URINGRPC_LOG(base::LogLevel::kWarn, "accept: %s", std::strerror(-res));
@@ -291,12 +304,9 @@ void ServerShard::Acceptor::on_direct(int res) {
     return;
   }
   // EINVAL: the listening socket was shut down by stop(); the shutdown message follows.
-  if (res == -EINVAL || armed_) return;
-  if (capped) {
-    accept_direct(true);  // drain the backlog while the cap has room; EAGAIN polls again
-  } else {
-    arm();
-  }
+  if (res == -EINVAL || paused_ || backoff_.armed()) return;
+  // Capped: drain the backlog while the cap has room (EAGAIN polls again).
+  accept_direct(capped);
 }
 
 bool ServerShard::reserve_connection() {

@@ -65,17 +65,18 @@ class ServerShard {
  private:
   // Accepts on one listening socket. Without a connection cap: one multishot accept.
   // With a cap: a single-shot readiness poll, then non-blocking accepts while the
-  // server-wide count has room (see try_accepts() for why). Direct descriptors: one
-  // single-shot accept at a time into the ring's table, so each has its own peer address
-  // buffer (a multishot accept writes every peer's address into the same one); with a
-  // cap, after the readiness poll and without waiting (see accept_direct()).
+  // server-wide count has room (see try_accepts() for why). Direct descriptors:
+  // single-shot accepts into the ring's table, each with its own peer address buffer (a
+  // multishot accept writes every peer's address into the same one): kDirectAccepts armed
+  // at once, or with a cap one after the readiness poll that does not wait (see
+  // accept_direct()).
   class Acceptor final : public loop::Completion {
    public:
     Acceptor(ServerShard& owner, ListenSocket socket);
     // Starts accepting unless shutting down, already armed, backing off or (capped) paused.
     void arm();
     void cancel();
-    bool armed() const { return armed_; }
+    bool armed() const { return armed_ || direct_armed_ > 0; }
     bool paused() const { return paused_; }
     // Capped mode: a slot may have freed up; try again.
     void resume();
@@ -86,8 +87,21 @@ class ServerShard {
    private:
     static void retry(void* self);
     void try_accepts();
+    // One accept of a direct socket, with the address of the peer it accepted.
+    struct DirectAccept final : loop::Completion {
+      Acceptor* acceptor = nullptr;
+      bool armed = false;
+      sockaddr_storage peer{};
+      socklen_t peer_len = 0;
+      void on_complete(int res, uint32_t) noexcept override { acceptor->on_direct_accept(*this, res); }
+    };
+    // Accepts armed at once per listener without a cap: one alone would leave each new
+    // connection waiting a loop turn for the next accept (a connection storm ran at half
+    // the multishot accept's rate); 16 of them are ~2.5 KiB per listener and shard.
+    static constexpr unsigned kDirectAccepts = 16;
+    void submit_direct(DirectAccept& op, bool dont_wait);
     void accept_direct(bool after_poll);
-    void on_direct(int res);
+    void on_direct_accept(DirectAccept& op, int res);
     // Out of descriptors or memory: retry after a growing delay.
     void back_off(int err);
     ServerShard& owner_;
@@ -96,12 +110,9 @@ class ServerShard {
     bool paused_ = false;  // capped and at the cap: nothing armed until a slot frees up
     uint64_t backoff_ms_ = 0;
     loop::Timer backoff_;
-    // Direct mode: which request is armed (the readiness poll, or an accept) and the
-    // accepted peer's address.
-    bool accepting_ = false;
     bool table_full_ = false;  // shared listener: not armed while the shard's table is full
-    sockaddr_storage peer_{};
-    socklen_t peer_len_ = 0;
+    std::unique_ptr<DirectAccept[]> direct_;  // direct mode: kDirectAccepts (capped: 1 used)
+    unsigned direct_armed_ = 0;
   };
 
   bool capped() const { return setup_.max_connections != 0; }
