@@ -120,7 +120,7 @@ bool parse_number(const char* text, N& out) {
 int usage(const char* argv0) {
   std::fprintf(stderr, "usage: %s --port N [--shards K] [--tls-cert FILE --tls-key FILE] [--batch-wait-us U] "
                "[--batch-size B] [--api generated|raw] [--compression none|gzip|deflate] [--metrics off|on] "
-               "[--pin off|on] [--steer off|on] [--max-concurrent N]\n",
+               "[--pin off|on] [--steer off|on] [--max-concurrent N] [--direct off|on] [--direct-slots N]\n",
                argv0);
   return 2;
 }
@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
       options.metrics.enabled = value == std::string_view("on");
     } else if (flag == "--pin" && parse_on_off(value, options.loop.pin_shards_to_cpus)) {
     } else if (flag == "--steer" && parse_on_off(value, options.listen.steer_to_receiving_cpu)) {
+    } else if (flag == "--direct" && parse_on_off(value, options.listen.direct_descriptors)) {
+    } else if (flag == "--direct-slots" && parse_number(value, options.listen.direct_slots_per_shard)) {
     } else if (flag == "--max-concurrent" && parse_number(value, options.calls.max_concurrent)) {
     } else if (flag == "--tls-cert") {
       tls_cert = value;

@@ -13,6 +13,12 @@ For each server (ours, gRPC C++, grpc-go; each pinned to CPU 0, the clients to C
 A server that gives up (refuses, times out, runs the machine low on memory, dies) is a
 result: the row says where and how.
 
+"ours-direct" is bench-server with ListenOptions::direct_descriptors on and --direct-shards
+shards (6 by default, all on the server's CPU): its connections are slots of the shards'
+io_uring file tables, not descriptors, so where RLIMIT_NOFILE's hard limit cannot be raised
+it alone is run at the full N (each shard's table holds up to that limit; the clients are as
+many hold-client processes as the limit needs), the descriptor servers at the limit.
+
 Limits are raised for this process and its children only (RLIMIT_NOFILE); system-wide
 sysctls change only when the machine's values cannot hold N connections, and are put back
 on every exit (normal, error, Ctrl-C, SIGTERM). Each server's part runs under an exclusive
@@ -129,6 +135,20 @@ def cpu_ns(pid):
     except OSError:
         pass
     return total
+
+
+def server_sockets(port):
+    """TCP sockets with local port `port` that the server has not closed yet (neither
+    listening nor in TIME_WAIT): its connections, descriptors or not."""
+    want, n = f":{port:04X}", 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                parts = line.split(None, 4)
+                if parts[1].endswith(want) and parts[3] not in ("0A", "06"):
+                    n += 1
+    return n
 
 
 def open_fds(pid):
@@ -331,9 +351,20 @@ class Bench:
         return meminfo()["MemAvailable"] < self.a.mem_floor_gib * KIB * KIB
 
     # -- pieces
+    def direct(self, name):
+        return name == "ours-direct"
+
+    def conns_for(self, name):
+        """Connections run against `name`: descriptor servers stop at the limit (unless --beyond-limit)."""
+        a = self.a
+        if self.direct(name) or not self.fd_cap or a.beyond_limit:
+            return a.conns
+        return min(a.conns, self.fd_cap - a.fd_margin)
+
     def start_server(self, name):
-        argv = ["taskset", "-c", str(self.a.server_core)] + bench.server_commands(self.a.build)[name] + \
-            ["--port", str(bench.free_port())]
+        cmd = bench.server_commands(self.a.build)["ours"] + ["--direct", "on", "--shards", str(self.a.direct_shards)] \
+            if self.direct(name) else bench.server_commands(self.a.build)[name]
+        argv = ["taskset", "-c", str(self.a.server_core)] + cmd + ["--port", str(bench.free_port())]
         srv = self.start(self.cmd(argv), f"{name}-server-{len(self.children)}")
         line = srv.wait_line(r"listening on (\d+)", 30)
         if not line:
@@ -397,6 +428,7 @@ class Bench:
 
     def run_server(self, name):
         a = self.a
+        conns = self.conns_for(name)
         res = {"server": name}
         self.results[name] = res
         srv = self.start_server(name)
@@ -409,7 +441,7 @@ class Bench:
         st0, m0, s0 = proc_status(srv.pid), meminfo(), sockstat()
         res["rss0_kib"], res["threads0"] = st0.get("VmRSS"), st0.get("Threads")
         cpu0 = cpu_ns(srv.pid)
-        self.log(f"{name}: idle canary {res.get('canary_idle')}; RSS {st0.get('VmRSS')} KiB; ramping to {a.conns}")
+        self.log(f"{name}: idle canary {res.get('canary_idle')}; RSS {st0.get('VmRSS')} KiB; ramping to {conns}")
         guard = {}
 
         def watch():
@@ -422,9 +454,9 @@ class Bench:
         # In two steps (half, then the rest), so that the second half's growth gives the
         # marginal cost of a connection without the server's one-time growth (receive
         # buffers entering the ring, pools, page tables) that the first connections pay.
-        half = a.conns // 2 if a.conns >= 1000 else 0
-        clients, ramps, st_half = Clients([]), [], None
-        for step, n in enumerate([half, a.conns - half] if half else [a.conns]):
+        half = conns // 2 if conns >= 1000 else 0
+        clients, ramps, st_half, step_secs = Clients([]), [], None, []
+        for step, n in enumerate([half, conns - half] if half else [conns]):
             more = self.hold_clients(srv.port, n, f"{name}-{'ab'[step]}")
             clients = Clients(clients.list + more.list)
             got = more.wait_all(r"^hold-client ramp ", a.ramp_timeout, poll=watch)
@@ -432,6 +464,8 @@ class Bench:
                 ramps = []
                 break
             ramps += got
+            # A step's clients ramp side by side: the step lasts as long as its slowest.
+            step_secs.append(max(float(r["seconds"]) for r in got))
             if step == 0 and half:
                 time.sleep(a.settle)
                 st_half, ready_half = proc_status(srv.pid), total(got, "ready")
@@ -448,8 +482,8 @@ class Bench:
             clients.stop()
             srv.stop()
             return
-        secs = sum(float(r["seconds"]) for r in ramps)
-        ramp = {"conns": a.conns, "ready": total(ramps, "ready"), "failed": total(ramps, "failed"),
+        secs = sum(step_secs)
+        ramp = {"conns": conns, "ready": total(ramps, "ready"), "failed": total(ramps, "failed"),
                 "failure_kinds": kinds(ramps, "failure_kinds"),
                 "first_errno": ",".join(sorted({r["first_errno"] for r in ramps})), "seconds": secs,
                 "conn_per_s": total(ramps, "ready") / secs, "setup_p50_ms": max(float(r["setup_p50_ms"]) for r in ramps),
@@ -488,14 +522,17 @@ class Bench:
         res["after_rss_kib"] = proc_status(srv.pid).get("VmRSS")
         # Teardown: the clients go (the kernel closes their sockets); the server must notice
         # every EOF and free every connection. Wall time until its fd count is back.
-        fds_before = open_fds(srv.pid)
+        # A direct-descriptor server's connections are no descriptors: count its sockets
+        # on the port that are not yet closed on its side instead.
+        held = (lambda: server_sockets(srv.port)) if self.direct(name) else (lambda: open_fds(srv.pid))
+        before = held()
         c0, t0 = cpu_ns(srv.pid), time.monotonic()
         clients.stop()
-        base = fds_before - ready
-        while time.monotonic() - t0 < a.teardown_timeout and open_fds(srv.pid) > base + 16:
+        base = before - ready
+        while time.monotonic() - t0 < a.teardown_timeout and held() > base + 16:
             time.sleep(0.05)
         res["teardown"] = {"seconds": time.monotonic() - t0, "server_cpu_s": (cpu_ns(srv.pid) - c0) / 1e9,
-                           "fds_left": open_fds(srv.pid) - base, "rss_kib": proc_status(srv.pid).get("VmRSS")}
+                           "fds_left": held() - base, "rss_kib": proc_status(srv.pid).get("VmRSS")}
         self.log(f"{name}: teardown {res['teardown']}")
         srv.stop()
         if a.active:
@@ -526,8 +563,11 @@ class Bench:
         if self.fd_cap:
             w.append(f"**Descriptor limit**: RLIMIT_NOFILE's hard limit here is {self.fd_cap} and cannot be raised "
                      f"(the sandbox withholds CAP_SYS_RESOURCE; fs.nr_open is {Sysctls().get('fs.nr_open')}), so no "
-                     f"process can hold more than {self.fd_cap} sockets: {a.conns} connections were run"
-                     + (" on purpose past the servers' limit" if a.beyond_limit else "") + ".\n")
+                     f"process can hold more than {self.fd_cap} descriptors: "
+                     + ", ".join(f"{n}: {self.conns_for(n)} connections" for n in self.results)
+                     + (" (on purpose past the descriptor servers' limit)" if a.beyond_limit else "")
+                     + "; ours-direct holds its connections as io_uring direct descriptors, "
+                     f"{a.direct_shards} shards' tables of up to {self.fd_cap} each.\n")
         if a.memory_only:
             w.append("**Memory only** (`--memory-only`, run under a shared lock while other work used the "
                      "machine): no canary, no active phase; conn/s and teardown seconds are not measurements "
@@ -598,7 +638,10 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--servers", default="ours,grpc-cpp,grpc-go")
+    ap.add_argument("--servers", default="ours-direct,grpc-cpp,grpc-go",
+                    help="ours, ours-direct (bench-server --direct on --shards DIRECT_SHARDS), grpc-cpp, grpc-go")
+    ap.add_argument("--direct-shards", type=int, default=6,
+                    help="ours-direct's shards: each holds up to RLIMIT_NOFILE connections")
     ap.add_argument("--conns", type=int, default=100000)
     ap.add_argument("--active", type=int, default=10000, help="connections active in the second phase (0: skip)")
     ap.add_argument("--rate", type=float, default=2000,
@@ -654,13 +697,13 @@ def main():
             hard = old_nofile[1]
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             b.fd_cap = hard
-            asked = a.conns
-            if not a.beyond_limit:
-                a.conns = min(a.conns, hard - a.fd_margin)
-            b.log(f"RLIMIT_NOFILE hard limit {hard} cannot be raised (no CAP_SYS_RESOURCE): "
-                  f"{asked} connections asked, {a.conns} run" + (" (past the servers' limit)" if a.beyond_limit else ""))
+            b.log(f"RLIMIT_NOFILE hard limit {hard} cannot be raised (no CAP_SYS_RESOURCE): {a.conns} connections "
+                  f"asked, descriptor servers run at {b.conns_for('ours')}, ours-direct at {b.conns_for('ours-direct')}"
+                  + (" (past the servers' limit)" if a.beyond_limit else ""))
         lim = resource.getrlimit(resource.RLIMIT_NOFILE)
         a.per_client = min(a.conns, lim[0] - 256)
+        if a.direct_shards * lim[0] < a.conns and "ours-direct" in a.servers:
+            b.log(f"ours-direct: {a.direct_shards} shards x {lim[0]} slots cannot hold {a.conns}")
         b.log(f"RLIMIT_NOFILE {old_nofile} -> {lim} for this process and its children; "
               f"hold-client processes of up to {a.per_client} connections")
         # Ports: every source address has the whole ephemeral range towards the one server port.

@@ -57,6 +57,20 @@ struct ListenOptions {
   // program), so its packets, its handlers and its memory stay on one CPU. Connections
   // received on a CPU no shard runs on go to shard (CPU mod shards).
   bool steer_to_receiving_cpu = false;
+  // Accept connections as io_uring direct descriptors: each shard's connections live in
+  // its own ring's registered file table instead of the process's descriptor table, so
+  // RLIMIT_NOFILE bounds each shard (direct_slots_per_shard), not the whole process:
+  // N shards hold up to N x the limit. Peer addresses, TCP_NODELAY and the close after
+  // a graceful shutdown work as with descriptors; a connection accepted while the
+  // shard's table is full is closed at once (counted in connections_refused; on a
+  // listener the shards share, a full shard leaves it to the others). Linux 6.7+ (socket
+  // commands through io_uring), 6.10+ with max_connections. The sockets belong to no
+  // descriptor: lsof and `ss -p` do not show them.
+  bool direct_descriptors = false;
+  // With direct_descriptors: slots in each shard's table (its connection capacity).
+  // 0: the soft RLIMIT_NOFILE at start() (after raise_descriptor_limit), the largest
+  // table the kernel allows a ring.
+  size_t direct_slots_per_shard = 0;
 };
 
 // A connection's life: its handshake, and when it is asked to go away.

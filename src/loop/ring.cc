@@ -37,6 +37,17 @@ Ring::Ring(unsigned entries) {
 
 Ring::~Ring() { io_uring_queue_exit(&ring_); }
 
+void Ring::register_direct_table(unsigned slots) {
+  // Registered from the shard's own thread: SINGLE_ISSUER rings refuse other tasks.
+  int rc = io_uring_register_files_sparse(&ring_, slots);
+  if (rc < 0) {
+    throw std::runtime_error("cannot register a direct descriptor table of " + std::to_string(slots) +
+                             " slots: " + std::strerror(-rc) +
+                             (rc == -EMFILE ? " (a table may not exceed the soft RLIMIT_NOFILE)" : ""));
+  }
+  direct_slots_ = slots;
+}
+
 io_uring_sqe* Ring::get_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (!sqe) {

@@ -38,6 +38,12 @@ class Ring {
 
   io_uring* raw() { return &ring_; }
 
+  // A sparse registered file table of `slots` entries, for sockets accepted as direct
+  // descriptors (IORING_FILE_INDEX_ALLOC). The kernel caps a table at the soft
+  // RLIMIT_NOFILE, but each ring has its own. Throws std::runtime_error if refused.
+  void register_direct_table(unsigned slots);
+  unsigned direct_slots() const { return direct_slots_; }
+
  private:
   // Not in Debian's liburing 2.3 headers; the value is the kernel's ABI.
   static constexpr unsigned kFeatMinTimeout = 1u << 15;
@@ -48,6 +54,7 @@ class Ring {
   int enter_with_min_wait(int64_t timeout_ms);
 
   io_uring ring_{};
+  unsigned direct_slots_ = 0;
   unsigned batch_wait_usec_ = 0;
   unsigned batch_wait_events_ = 1;
   unsigned last_batch_ = 0;  // completions of the last wake-up

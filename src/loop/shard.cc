@@ -59,6 +59,7 @@ void Shard::start(std::function<void()> on_start) {
     try {
       ring_ = std::make_unique<Ring>(config_.ring_entries);
       ring_->set_batch_wait(config_.batch_wait_usec, config_.batch_wait_events);
+      if (config_.direct_slots > 0) ring_->register_direct_table(config_.direct_slots);
       buffers_ = std::make_unique<BufferRing>(ring_->raw(), config_.recv_buffer_size, config_.recv_buffer_count);
     } catch (...) {
       ready.set_exception(std::current_exception());

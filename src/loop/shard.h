@@ -60,6 +60,8 @@ struct ShardConfig {
   uint32_t recv_buffer_count;
   unsigned batch_wait_usec;  // see Ring::set_batch_wait
   unsigned batch_wait_events;
+  // Slots of the ring's sparse registered file table (direct descriptors); 0: none.
+  unsigned direct_slots = 0;
   OffloadPool* offload_pool = nullptr;
 };
 

@@ -70,6 +70,8 @@ struct alignas(64) ShardMetrics {
   size_t slot_count = 0;
   Counter connections_accepted;
   Counter connections_closed;
+  // Closed at accept because the shard's direct descriptor table was full.
+  Counter connections_refused;
 };
 
 // A Call's view of its method's counters on its shard. Null (metrics off): every hook is

@@ -26,6 +26,7 @@ constexpr uint64_t kMaxRecvBuffer = 1u << 20;
 constexpr uint64_t kMaxRecvBuffers = 32768;  // io_uring's provided-buffer ring
 constexpr int64_t kMaxBatchWaitUsec = 1'000'000;
 constexpr unsigned kMaxBatchSize = 4096;  // the shard ring's entries
+constexpr uint64_t kMaxDirectSlots = 1u << 20;  // IORING_MAX_FIXED_FILES
 
 [[noreturn]] void reject(const std::string& field, const std::string& range, const std::string& value) {
   throw std::invalid_argument("ServerOptions::" + field + " is " + value + "; it must be " + range);
@@ -92,6 +93,7 @@ ShardSetup ShardSetup::from(const ServerOptions& o) {
   s.http2 = session_settings(o);
   s.tls_handshake_timeout_ms = ms(o.connection.handshake_timeout);
   s.max_connections = o.listen.max_connections;
+  s.direct = o.listen.direct_descriptors;
   return s;
 }
 
@@ -111,6 +113,14 @@ void validate(const ServerOptions& o, unsigned shards) {
              "true");
     }
   }
+
+  if (o.listen.direct_slots_per_shard != 0 && !o.listen.direct_descriptors) {
+    reject("listen.direct_slots_per_shard", "0 while listen.direct_descriptors is false (it sizes their table)",
+           std::to_string(o.listen.direct_slots_per_shard));
+  }
+  check_range("listen.direct_slots_per_shard", o.listen.direct_slots_per_shard, 0, kMaxDirectSlots,
+              "0 (the soft RLIMIT_NOFILE) to 1048576 (io_uring's largest file table); the kernel also "
+              "refuses more than the soft RLIMIT_NOFILE at start()");
 
   // ---- connection
   check_not_negative("connection.handshake_timeout", o.connection.handshake_timeout, "ms");

@@ -76,6 +76,7 @@ MetricsTotals MetricsRegistry::totals() const {
     // gauge is not made negative by one that closes between the two reads.
     closed += shard.connections_closed.get();
     t.connections_accepted += shard.connections_accepted.get();
+    t.connections_refused += shard.connections_refused.get();
   }
   t.connections_open = t.connections_accepted - std::min(closed, t.connections_accepted);
   return t;
@@ -129,6 +130,9 @@ std::string render_metrics(const std::vector<MethodLabels>& labels, const Metric
   out.sample("uringrpc_server_connections", {}, totals.connections_open);
   out.family("uringrpc_server_connections_accepted_total", "counter", "Client connections accepted.");
   out.sample("uringrpc_server_connections_accepted_total", {}, totals.connections_accepted);
+  out.family("uringrpc_server_connections_refused_total", "counter",
+             "Client connections closed at accept: the shard's direct descriptor table was full.");
+  out.sample("uringrpc_server_connections_refused_total", {}, totals.connections_refused);
   return out.text();
 }
 

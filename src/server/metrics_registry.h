@@ -37,6 +37,7 @@ struct MetricsTotals {
   std::vector<MethodTotals> methods;  // by slot
   uint64_t connections_accepted = 0;
   uint64_t connections_open = 0;
+  uint64_t connections_refused = 0;
 };
 
 // The labels of every slot of `table`. Slot 0 (MethodTable::kUnknownSlot) stands for every

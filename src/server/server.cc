@@ -155,6 +155,16 @@ class ServerImpl {
     }
   }
 
+  // ListenOptions::direct_slots_per_shard, 0 meaning the soft RLIMIT_NOFILE now (after
+  // raise_descriptor_limit): the largest table the kernel lets a ring register.
+  unsigned direct_slots_per_shard() const {
+    constexpr rlim_t kMax = 1u << 20;  // IORING_MAX_FIXED_FILES
+    if (options_.listen.direct_slots_per_shard != 0) return static_cast<unsigned>(options_.listen.direct_slots_per_shard);
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    return static_cast<unsigned>(std::min(rl.rlim_cur, kMax));
+  }
+
   void start() {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) throw UsageError("start() called twice");
@@ -185,10 +195,12 @@ class ServerImpl {
     setup.rpc = &rpc_;
     setup.loop.offload_pool = offload_.get();
     setup.open_connections = options_.listen.max_connections ? &open_connections_ : nullptr;
+    if (setup.direct) setup.loop.direct_slots = direct_slots_per_shard();
     for (unsigned i = 0; i < options_.shards; ++i) {
       std::vector<ListenSocket> sockets;
       for (auto& l : listeners_) {
-        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot)});
+        const bool shared = options_.shards > 1 && l.set.fds.size() == l.set.shard_fds[i].size();
+        for (int fd : l.set.shard_fds[i]) sockets.push_back({fd, transport::TlsContextReader(l.tls.slot), shared});
       }
       setup.loop.index = i;
       if (options_.loop.pin_shards_to_cpus && !cpus_.empty()) setup.cpu = cpus_[i % cpus_.size()];

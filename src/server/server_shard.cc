@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/probes.h"
 #include "loop/cpu_steering.h"
+#include "loop/socket_ops.h"
 
 namespace uringrpc::server {
 namespace {
@@ -28,6 +29,9 @@ constexpr uint64_t kResumePollMs = 20;
 constexpr int kAcceptBatch = 32;
 
 bool out_of_resources(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+// IORING_ACCEPT_DONTWAIT (Linux 6.10+; not in liburing 2.3's headers): -EAGAIN at once when
+// no connection waits, instead of the ring waiting for one.
+constexpr uint16_t kAcceptDontWait = 1u << 1;
 }  // namespace
 
 ServerShard::ServerShard(const ShardSetup& setup, std::vector<ListenSocket> sockets)
@@ -61,10 +65,25 @@ ServerShard::Acceptor::Acceptor(ServerShard& owner, ListenSocket socket)
     int fl = ::fcntl(socket_.fd, F_GETFL);
     if (fl >= 0) ::fcntl(socket_.fd, F_SETFL, fl | O_NONBLOCK);
   }
+  if (owner_.setup_.direct) {
+    direct_ = std::make_unique<DirectAccept[]>(kDirectAccepts);
+    for (unsigned i = 0; i < kDirectAccepts; ++i) direct_[i].acceptor = this;
+  }
 }
 
 void ServerShard::Acceptor::arm() {
   if (armed_ || paused_ || backoff_.armed() || owner_.shutting_down_) return;
+  if (socket_.shared && owner_.table_full()) {
+    // Accepting now would take a connection only to have the kernel close it, while
+    // another shard on this listener has room for it.
+    table_full_ = true;
+    return;
+  }
+  if (owner_.setup_.direct && !owner_.capped()) {
+    accept_direct(false);
+    return;
+  }
+  if (direct_armed_ > 0) return;  // capped: an accept after the poll is still out
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   if (owner_.capped()) {
     io_uring_prep_poll_add(sqe, socket_.fd, POLLIN);
@@ -78,6 +97,15 @@ void ServerShard::Acceptor::arm() {
 void ServerShard::Acceptor::cancel() {
   owner_.shard_.timers().cancel(backoff_);
   paused_ = false;
+  table_full_ = false;
+  if (direct_) {
+    for (unsigned i = 0; i < kDirectAccepts; ++i) {
+      if (!direct_[i].armed) continue;
+      io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
+      io_uring_prep_cancel(sqe, &direct_[i], 0);
+      loop::Ring::bind(sqe, nullptr);
+    }
+  }
   if (!armed_) return;
   io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
   io_uring_prep_cancel(sqe, this, 0);
@@ -92,6 +120,12 @@ void ServerShard::Acceptor::resume() {
     return;
   }
   paused_ = false;
+  arm();
+}
+
+void ServerShard::Acceptor::table_has_room() {
+  if (!table_full_) return;
+  table_full_ = false;
   arm();
 }
 
@@ -110,6 +144,8 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
     // anything else is retried after a pause rather than re-polled in a tight loop.
     if (owner_.shutting_down_) {
       owner_.maybe_exit();
+    } else if (res >= 0 && owner_.setup_.direct) {
+      accept_direct(true);
     } else if (res >= 0) {
       try_accepts();
     } else if (res != -ECANCELED) {
@@ -120,7 +156,7 @@ void ServerShard::Acceptor::on_complete(int res, uint32_t flags) noexcept {
   }
   if (res >= 0) {
     if (owner_.shutting_down_ && owner_.grace_expired_) {
-      ::close(res);
+      owner_.close_accepted(res);
     } else if (owner_.shutting_down_) {
       // Accepted in the window before our cancel took effect. Dropping it would reset a
       // client whose connect succeeded (an adopted socket is never shut down, so the
@@ -188,6 +224,91 @@ void ServerShard::Acceptor::try_accepts() {
   arm();
 }
 
+// Direct descriptors: single-shot accepts into the ring's table. Without a cap every
+// idle one of kDirectAccepts is armed (on a shared listener no more than the table has
+// room for). after_poll (capped): a slot of the cap is taken first, and the one accept
+// does not wait, so a connection another shard took from a shared listener gives -EAGAIN
+// (back to the poll) rather than an accept that holds the slot while its listener is quiet.
+void ServerShard::Acceptor::accept_direct(bool after_poll) {
+  if (socket_.shared && owner_.table_full()) {
+    table_full_ = true;
+    return;
+  }
+  if (after_poll) {
+    if (direct_[0].armed) return;
+    if (!owner_.reserve_connection()) {
+      paused_ = true;
+      owner_.pause_accepting();
+      return;
+    }
+    submit_direct(direct_[0], true);
+    return;
+  }
+  size_t room = kDirectAccepts;
+  if (socket_.shared) room = owner_.shard_.ring().direct_slots() - owner_.connections_.size();
+  for (unsigned i = 0; i < kDirectAccepts && direct_armed_ < room; ++i) {
+    if (!direct_[i].armed) submit_direct(direct_[i], false);
+  }
+}
+
+void ServerShard::Acceptor::submit_direct(DirectAccept& op, bool dont_wait) {
+  io_uring_sqe* sqe = owner_.shard_.ring().get_sqe();
+  op.peer_len = sizeof op.peer;
+  // No SOCK_CLOEXEC: a direct socket is no descriptor, and the kernel refuses the flag.
+  io_uring_prep_accept_direct(sqe, socket_.fd, reinterpret_cast<sockaddr*>(&op.peer), &op.peer_len, 0,
+                              IORING_FILE_INDEX_ALLOC - 1);  // liburing 2.3 adds the 1 back
+  if (dont_wait) sqe->ioprio |= kAcceptDontWait;
+  loop::Ring::bind(sqe, &op);
+  op.armed = true;
+  ++direct_armed_;
+}
+
+void ServerShard::Acceptor::on_direct_accept(DirectAccept& op, int res) {
+  op.armed = false;
+  --direct_armed_;
+  const bool capped = owner_.capped();
+  if (res >= 0) {
+    if (owner_.shutting_down_ && owner_.grace_expired_) {
+      owner_.close_accepted(res);
+      if (capped) owner_.release_connection();
+    } else {
+      if (!owner_.shutting_down_) {
+        backoff_ms_ = 0;
+        owner_.accept_succeeded();
+      }
+      owner_.on_accepted(res, socket_, &op.peer);  // holds the cap's slot taken for it
+      // As in on_complete: accepted just before our cancel, served under the GOAWAY.
+      if (owner_.shutting_down_) owner_.connections_.back()->start_graceful_shutdown();
+    }
+  } else {
+    if (capped) owner_.release_connection();
+    if (owner_.shutting_down_) {
+      // nothing: the cancel's completion, or a failure after stop began
+    } else if (res == -EAGAIN) {
+      arm();  // capped: the backlog is empty (or another shard took it); poll again
+      return;
+    } else if (res == -ENFILE && owner_.connections_.size() >= owner_.shard_.ring().direct_slots()) {
+      // The table is full: the kernel accepted the connection and closed it (a clean
+      // refusal the client sees at once, rather than a wait in the backlog). Each accept
+      // takes one waiting connection, so accepting again cannot spin.
+      owner_.refused();
+    } else if (out_of_resources(-res)) {
+      if (!backoff_.armed()) back_off(-res);
+      return;
+    } else if (res != -ECANCELED && res != -EINVAL) {
+      URINGRPC_LOG(base::LogLevel::kWarn, "accept: %s", std::strerror(-res));
+    }
+  }
+  if (owner_.shutting_down_) {
+    owner_.maybe_exit();
+    return;
+  }
+  // EINVAL: the listening socket was shut down by stop(); the shutdown message follows.
+  if (res == -EINVAL || paused_ || backoff_.armed()) return;
+  // Capped: drain the backlog while the cap has room (EAGAIN polls again).
+  accept_direct(capped);
+}
+
 bool ServerShard::reserve_connection() {
   auto* open = setup_.open_connections;
   size_t n = open->load(std::memory_order_relaxed);
@@ -236,9 +357,33 @@ void ServerShard::accept_succeeded() {
                (unsigned long long)accept_failures_);
 }
 
-void ServerShard::on_accepted(int fd, ListenSocket& socket) {
+void ServerShard::refused() {
+  rpc::ShardMetrics* metrics = setup_.rpc->metrics ? &setup_.rpc->metrics[shard_.index()] : nullptr;
+  if (metrics) metrics->connections_refused.add(1);
+  ++accept_failures_;
+  if (accept_failing_) return;
+  accept_failing_ = true;
+  accept_failures_ = 1;
+  URINGRPC_LOG(base::LogLevel::kWarn,
+               "shard %u: direct descriptor table full (%u connections); new connections are closed at "
+               "accept until one ends (ListenOptions::direct_slots_per_shard)",
+               shard_.index(), shard_.ring().direct_slots());
+}
+
+void ServerShard::close_accepted(int fd) {
+  if (!setup_.direct) {
+    ::close(fd);
+    return;
+  }
+  io_uring_sqe* sqe = shard_.ring().get_sqe();
+  loop::prep_socket_close(sqe, {fd, true});
+  loop::Ring::bind(sqe, nullptr);
+}
+
+void ServerShard::on_accepted(int fd, ListenSocket& socket, const sockaddr_storage* peer) {
   // The port's newest TLS context (a reload may have replaced it): see TlsContextSlot.
-  auto* conn = transport::Connection::create(shard_, fd, socket.tls.current(), setup_.tls_handshake_timeout_ms);
+  auto* conn = transport::Connection::create(shard_, {fd, setup_.direct}, peer, socket.tls.current(),
+                                             setup_.tls_handshake_timeout_ms);
   URINGRPC_PROBE(conn_accept, fd, conn->id(), conn->peer().c_str());
   auto* calls = new rpc::ConnectionCalls(shard_, *conn, *setup_.rpc, setup_.http2);
   calls->set_list_slot(static_cast<uint32_t>(connections_.size()));
@@ -268,6 +413,9 @@ void ServerShard::connection_gone(void* self, uint32_t list_slot) {
   s.remove_connection(list_slot);
   // The slot of the cap stays taken until the connection and every call on it are freed.
   if (s.capped()) s.release_connection();
+  if (s.setup_.direct) {
+    for (auto& a : s.acceptors_) a->table_has_room();
+  }
   s.maybe_exit();
 }
 

@@ -4,6 +4,8 @@
 // cancelling what is left, then letting the thread end).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -23,6 +25,9 @@ namespace uringrpc::server {
 struct ListenSocket {
   int fd;
   transport::TlsContextReader tls;  // empty: insecure
+  // Other shards accept on this fd too (no SO_REUSEPORT, or adopted): with direct
+  // descriptors a shard whose table is full leaves its connections to them.
+  bool shared = false;
 };
 
 // What every shard of a server is set up with. from() takes the options (layer_options.cc);
@@ -39,6 +44,9 @@ struct ShardSetup {
   // shared by every shard of the server (null when there is no cap).
   size_t max_connections;
   std::atomic<size_t>* open_connections = nullptr;
+  // ListenOptions::direct_descriptors: connections are accepted into the shard ring's
+  // table (loop.direct_slots slots, set by Server::start from direct_slots_per_shard).
+  bool direct = false;
   // loop.pin_shards_to_cpus: the CPU this shard's thread pins itself to; -1: not pinned.
   int cpu = -1;
 };
@@ -57,22 +65,43 @@ class ServerShard {
  private:
   // Accepts on one listening socket. Without a connection cap: one multishot accept.
   // With a cap: a single-shot readiness poll, then non-blocking accepts while the
-  // server-wide count has room (see try_accepts() for why).
+  // server-wide count has room (see try_accepts() for why). Direct descriptors:
+  // single-shot accepts into the ring's table, each with its own peer address buffer (a
+  // multishot accept writes every peer's address into the same one): kDirectAccepts armed
+  // at once, or with a cap one after the readiness poll that does not wait (see
+  // accept_direct()).
   class Acceptor final : public loop::Completion {
    public:
     Acceptor(ServerShard& owner, ListenSocket socket);
     // Starts accepting unless shutting down, already armed, backing off or (capped) paused.
     void arm();
     void cancel();
-    bool armed() const { return armed_; }
+    bool armed() const { return armed_ || direct_armed_ > 0; }
     bool paused() const { return paused_; }
     // Capped mode: a slot may have freed up; try again.
     void resume();
+    // Direct mode, shared listener: a slot of this shard's table freed up.
+    void table_has_room();
     void on_complete(int res, uint32_t flags) noexcept override;
 
    private:
     static void retry(void* self);
     void try_accepts();
+    // One accept of a direct socket, with the address of the peer it accepted.
+    struct DirectAccept final : loop::Completion {
+      Acceptor* acceptor = nullptr;
+      bool armed = false;
+      sockaddr_storage peer{};
+      socklen_t peer_len = 0;
+      void on_complete(int res, uint32_t) noexcept override { acceptor->on_direct_accept(*this, res); }
+    };
+    // Accepts armed at once per listener without a cap: one alone would leave each new
+    // connection waiting a loop turn for the next accept (a connection storm ran at half
+    // the multishot accept's rate); 16 of them are ~2.5 KiB per listener and shard.
+    static constexpr unsigned kDirectAccepts = 16;
+    void submit_direct(DirectAccept& op, bool dont_wait);
+    void accept_direct(bool after_poll);
+    void on_direct_accept(DirectAccept& op, int res);
     // Out of descriptors or memory: retry after a growing delay.
     void back_off(int err);
     ServerShard& owner_;
@@ -81,9 +110,16 @@ class ServerShard {
     bool paused_ = false;  // capped and at the cap: nothing armed until a slot frees up
     uint64_t backoff_ms_ = 0;
     loop::Timer backoff_;
+    bool table_full_ = false;  // shared listener: not armed while the shard's table is full
+    std::unique_ptr<DirectAccept[]> direct_;  // direct mode: kDirectAccepts (capped: 1 used)
+    unsigned direct_armed_ = 0;
   };
 
   bool capped() const { return setup_.max_connections != 0; }
+  // Direct mode: every slot of the ring's table may be in use (the connections in the list
+  // are at least those holding a slot: a slot's close is submitted before its connection
+  // leaves the list).
+  bool table_full() { return setup_.direct && connections_.size() >= shard_.ring().direct_slots(); }
   // Takes one slot of the server-wide cap; false at the cap.
   bool reserve_connection();
   // Gives a slot back and lets this shard's paused acceptors try again.
@@ -97,7 +133,10 @@ class ServerShard {
 
   // Under max_connections (capped()) every connection holds a slot of the cap, released
   // when it is gone.
-  void on_accepted(int fd, ListenSocket& socket);
+  void on_accepted(int fd, ListenSocket& socket, const sockaddr_storage* peer = nullptr);
+  // Direct mode: the table was full and the kernel closed the connection it accepted.
+  void refused();
+  void close_accepted(int fd);
   // ConnectionCalls' on_gone: the connection and its calls are freed.
   static void connection_gone(void* self, uint32_t list_slot);
   void remove_connection(uint32_t list_slot);

@@ -38,41 +38,60 @@ constexpr size_t kTlsChunk = 16u << 10;
 // in accept order in the logs. Relaxed: nothing else is ordered by it.
 std::atomic<uint64_t> g_next_id{1};
 
-std::string describe_peer(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+// Nagle off: a gRPC response is written whole in one sendmsg, and waiting for the ACK of
+// the previous segment before sending the next would add a round trip to streams.
+// Static: a direct socket's setsockopt reads it when the ring runs the command.
+const int kNoDelay = 1;
+
+std::string describe_peer(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
     inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
     return std::string("ipv4:") + buf + ":" + std::to_string(ntohs(a->sin_port));
   }
   if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
     inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
     return std::string("ipv6:[") + buf + "]:" + std::to_string(ntohs(a->sin6_port));
   }
   if (ss.ss_family == AF_UNIX) {
-    auto* a = reinterpret_cast<sockaddr_un*>(&ss);
+    auto* a = reinterpret_cast<const sockaddr_un*>(&ss);
     return std::string("unix:") + a->sun_path;
   }
   return "unknown";
 }
 
-}  // namespace
-
-Connection* Connection::create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
-                               uint64_t handshake_timeout_ms) {
-  return new Connection(shard, fd, std::move(tls), handshake_timeout_ms);
+std::string describe_peer(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return describe_peer(ss);
 }
 
-Connection::Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
-                       uint64_t handshake_timeout_ms)
-    : shard_(shard), fd_(fd), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)), handshake_timeout_ms_(handshake_timeout_ms) {
-  peer_ = describe_peer(fd);
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
+}  // namespace
+
+Connection* Connection::create(loop::Shard& shard, loop::SocketRef socket, const sockaddr_storage* peer_addr,
+                               std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms) {
+  return new Connection(shard, socket, peer_addr, std::move(tls), handshake_timeout_ms);
+}
+
+Connection::Connection(loop::Shard& shard, loop::SocketRef socket, const sockaddr_storage* peer_addr,
+                       std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms)
+    : shard_(shard), fd_(socket.index), direct_(socket.direct),
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)), handshake_timeout_ms_(handshake_timeout_ms) {
+  if (direct_) {
+    // No syscall can name a direct socket: the peer comes from accept's own address
+    // buffer and TCP_NODELAY goes through the ring (its completion is not needed; on a
+    // unix socket it fails harmlessly).
+    peer_ = peer_addr ? describe_peer(*peer_addr) : "unknown";
+    io_uring_sqe* sqe = shard_.ring().get_sqe();
+    loop::prep_socket_setsockopt(sqe, socket, IPPROTO_TCP, TCP_NODELAY, &kNoDelay);
+    loop::Ring::bind(sqe, nullptr);
+  } else {
+    peer_ = peer_addr ? describe_peer(*peer_addr) : describe_peer(fd_);
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &kNoDelay, sizeof kNoDelay);  // fails harmlessly on unix sockets
+  }
   if (tls) tls_ = std::make_unique<TlsSession>(std::move(tls));
   recv_op_.c = this;
   send_op_.c = this;
@@ -119,6 +138,7 @@ void Connection::arm_recv() {
   if (recv_armed_ || paused_ || !alive()) return;
   io_uring_sqe* sqe = shard_.ring().get_sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  loop::use_socket(sqe, {fd_, direct_});
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = loop::BufferRing::kGroupId;
   loop::Ring::bind(sqe, &recv_op_);
@@ -296,6 +316,7 @@ void Connection::submit_send() {
   send_msg_->msg_iovlen = out_.build_iovecs(iov, max_iov);
   io_uring_sqe* sqe = shard_.ring().get_sqe();
   io_uring_prep_sendmsg(sqe, fd_, send_msg_, MSG_NOSIGNAL);
+  loop::use_socket(sqe, {fd_, direct_});
   loop::Ring::bind(sqe, &send_op_);
   send_in_flight_ = true;
 }
@@ -311,6 +332,10 @@ void Connection::on_send(int res, uint32_t) {
   release_send_block();  // the kernel is done with it
   if (!alive()) {
     maybe_free();
+    return;
+  }
+  if (state_ == ConnState::kWriteShut) {
+    on_outq(res);  // nothing is sent after the FIN: this was the linger's SIOCOUTQ
     return;
   }
   if (res < 0) {
@@ -339,7 +364,13 @@ void Connection::close_after_flush() {
 
 void Connection::shut_write() {
   move_to(ConnState::kWriteShut);
-  ::shutdown(fd_, SHUT_WR);
+  if (direct_) {
+    io_uring_sqe* sqe = shard_.ring().get_sqe();
+    loop::prep_socket_shutdown(sqe, {fd_, true}, SHUT_WR);
+    loop::Ring::bind(sqe, nullptr);
+  } else {
+    ::shutdown(fd_, SHUT_WR);
+  }
   linger_until_ms_ = shard_.now_ms() + kLingerMs;
   shard_.timers().arm(timer_, shard_.now_ms() + kLingerPollMs);
   if (!recv_armed_ && !waiting()) arm_recv();
@@ -354,14 +385,8 @@ std::shared_ptr<const PeerIdentity> Connection::peer_identity() const {
 void Connection::on_timer(void* self) {
   auto* c = static_cast<Connection*>(self);
   if (c->state_ == ConnState::kWriteShut) {
-    // Closing while the peer has not yet acknowledged our last bytes could turn into a
-    // reset that discards them; once the send queue is empty, closing is safe.
-    int unacked = 0;
-    bool drained = ioctl(c->fd_, SIOCOUTQ, &unacked) != 0 || unacked == 0;
-    if (!drained && c->shard_.now_ms() < c->linger_until_ms_) {
-      c->shard_.timers().arm(c->timer_, c->shard_.now_ms() + kLingerPollMs);
-      return;
-    }
+    c->check_linger();
+    return;
   }
   if (c->state_ == ConnState::kHandshaking && c->peer_bytes_unread()) {
     // The deadline is for a peer that stays silent or trickles. This one sent bytes the
@@ -381,8 +406,38 @@ void Connection::on_timer(void* self) {
   c->maybe_free();
 }
 
+// Closing while the peer has not yet acknowledged our last bytes could turn into a reset
+// that discards them; once the send queue is empty, closing is safe.
+void Connection::check_linger() {
+  if (!direct_) {
+    int unacked = 0;
+    on_outq(ioctl(fd_, SIOCOUTQ, &unacked) != 0 ? -errno : unacked);
+    return;
+  }
+  if (send_in_flight_) return;  // the previous question is still out
+  io_uring_sqe* sqe = shard_.ring().get_sqe();
+  loop::prep_socket_outq(sqe, {fd_, true});
+  loop::Ring::bind(sqe, &send_op_);
+  send_in_flight_ = true;
+}
+
+void Connection::on_outq(int unacked) {
+  // An error (a unix socket has no SIOCOUTQ) counts as drained, as it always has.
+  bool drained = unacked <= 0;
+  if (!drained && shard_.now_ms() < linger_until_ms_) {
+    shard_.timers().arm(timer_, shard_.now_ms() + kLingerPollMs);
+    return;
+  }
+  die();
+  maybe_free();
+}
+
 bool Connection::peer_bytes_unread() const {
   if (waiting()) return true;  // a receive failed for want of a buffer: bytes had arrived
+  // A direct socket cannot be asked synchronously. Its multishot receive takes bytes as
+  // they arrive whenever it is armed and a buffer is free, so bytes wait unread only
+  // while it is paused or waiting for a buffer (above).
+  if (direct_) return paused_;
   int unread = 0;
   return ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0;
 }
@@ -396,7 +451,15 @@ void Connection::die() {
   // Makes the armed receive and any in-flight send complete promptly. When neither is in
   // flight (the peer closed: its EOF ended the receive) close() alone will do, and one
   // syscall less per connection shows in a connection storm.
-  if (recv_armed_ || send_in_flight_) ::shutdown(fd_, SHUT_RDWR);
+  if (recv_armed_ || send_in_flight_) {
+    if (direct_) {
+      io_uring_sqe* sqe = shard_.ring().get_sqe();
+      loop::prep_socket_shutdown(sqe, {fd_, true}, SHUT_RDWR);
+      loop::Ring::bind(sqe, nullptr);
+    } else {
+      ::shutdown(fd_, SHUT_RDWR);
+    }
+  }
   if (handler_) {
     ConnectionHandler* h = handler_;
     handler_ = nullptr;
@@ -408,7 +471,14 @@ void Connection::maybe_free() {
   if (state_ != ConnState::kClosing || recv_armed_ || send_in_flight_) return;
   move_to(ConnState::kDead);
   URINGRPC_PROBE(conn_close, fd_, id_, peer_.c_str());
-  ::close(fd_);
+  if (direct_) {
+    // Frees the slot for the next accept; submitted before any accept that could need it.
+    io_uring_sqe* sqe = shard_.ring().get_sqe();
+    loop::prep_socket_close(sqe, {fd_, true});
+    loop::Ring::bind(sqe, nullptr);
+  } else {
+    ::close(fd_);
+  }
   fd_ = -1;
   // Not inside our own completion: at the end of the turn.
   shard_.defer([this] { delete this; });

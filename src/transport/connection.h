@@ -13,6 +13,7 @@
 
 #include "loop/completion.h"
 #include "loop/shard.h"
+#include "loop/socket_ops.h"
 #include "loop/timer_wheel.h"
 #include "transport/output_queue.h"
 #include "transport/transport.h"
@@ -39,9 +40,12 @@ enum class ConnState : uint8_t { kHandshaking, kOpen, kDraining, kWriteShut, kCl
 
 class Connection final : public Transport, public loop::TurnHook, private loop::BufferWaiter {
  public:
-  // Takes ownership of fd. The object lives until its teardown completes.
-  static Connection* create(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls,
-                            uint64_t handshake_timeout_ms);
+  // Takes ownership of the socket (a descriptor, or a slot of the shard ring's table).
+  // peer_addr: the address accept() gave, needed for a direct socket (which getpeername
+  // cannot name); null: asked of the descriptor. The object lives until its teardown
+  // completes.
+  static Connection* create(loop::Shard& shard, loop::SocketRef socket, const sockaddr_storage* peer_addr,
+                            std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms);
   void set_handler(ConnectionHandler* handler) { handler_ = handler; }
   void start();
 
@@ -74,7 +78,8 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
     void on_complete(int res, uint32_t flags) noexcept override { c->on_send(res, flags); }
   };
 
-  Connection(loop::Shard& shard, int fd, std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms);
+  Connection(loop::Shard& shard, loop::SocketRef socket, const sockaddr_storage* peer_addr,
+             std::shared_ptr<TlsContext> tls, uint64_t handshake_timeout_ms);
   ~Connection();
 
   void arm_recv();
@@ -86,6 +91,10 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
   void flush();
   void submit_send();
   void shut_write();
+  // kWriteShut: closing is safe once the peer has everything (SIOCOUTQ 0), or at the end
+  // of the linger. A direct socket asks through the ring (on send_op_, idle after the FIN).
+  void check_linger();
+  void on_outq(int unacked);
   void die();
   void maybe_free();
   static void on_timer(void* self);
@@ -100,7 +109,8 @@ class Connection final : public Transport, public loop::TurnHook, private loop::
   bool alive() const { return state_ < ConnState::kClosing; }
 
   loop::Shard& shard_;
-  int fd_;
+  int fd_;              // descriptor, or slot when direct_
+  bool direct_;         // fd_ is a slot of the shard ring's registered file table
   uint64_t id_;
   std::string peer_;
   ConnState state_ = ConnState::kHandshaking;

@@ -246,6 +246,24 @@ TEST(ServerOptions, EachLayerGetsTheDocumentedDefaults) {
   EXPECT_EQ(o.calls.max_send_message_bytes, SIZE_MAX);
   EXPECT_FALSE(o.loop.pin_shards_to_cpus);
   EXPECT_FALSE(o.listen.steer_to_receiving_cpu);
+  EXPECT_FALSE(o.listen.direct_descriptors);
+  EXPECT_EQ(o.listen.direct_slots_per_shard, 0u);
+}
+
+TEST(ServerOptions, DirectSlotsAreUpTo2Pow20AndOnlyWithDirectDescriptors) {
+  expect_boundary(
+      "listen.direct_slots_per_shard",
+      [](auto& o) {
+        o.listen.direct_descriptors = true;
+        o.listen.direct_slots_per_shard = size_t{1} << 20;
+      },
+      [](auto& o) {
+        o.listen.direct_descriptors = true;
+        o.listen.direct_slots_per_shard = (size_t{1} << 20) + 1;
+      });
+  expect_boundary(
+      "listen.direct_slots_per_shard", [](auto& o) { o.listen.direct_slots_per_shard = 0; },
+      [](auto& o) { o.listen.direct_slots_per_shard = 64; });
 }
 
 }  // namespace
